@@ -1,0 +1,1 @@
+"""Sophia AI intelligence MCP server."""

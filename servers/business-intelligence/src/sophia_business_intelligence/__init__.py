@@ -1,0 +1,1 @@
+"""Sophia business-intelligence MCP server: SQL over Snowflake or an embedded DuckDB warehouse."""

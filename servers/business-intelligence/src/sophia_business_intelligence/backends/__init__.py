@@ -1,0 +1,1 @@
+"""Warehouse backends: the embedded DuckDB default and Snowflake. No MCP types here."""

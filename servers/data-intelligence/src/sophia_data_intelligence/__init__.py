@@ -1,0 +1,1 @@
+"""Sophia data intelligence MCP server."""

@@ -1,0 +1,1 @@
+"""Sophia infrastructure MCP server."""

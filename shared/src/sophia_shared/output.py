@@ -1,0 +1,100 @@
+"""JSON-safe values, row and byte caps, and opaque paging cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import decimal
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError
+
+DEFAULT_MAX_BYTES = 200_000
+
+
+def json_safe(value: Any) -> Any:
+    """Convert a database or vendor value to something JSON can carry without loss.
+
+    Decimal becomes a string (no float rounding), timestamps ISO-8601, bytes base64, NaN/inf a string.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return json_safe(value.tolist())
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a paged result continues; bound to the request it came from by a digest."""
+
+    digest: str
+    offset: int
+    handle: str = ""  # a backend's own result id (e.g. a Snowflake query id), when it can resume
+
+    def encode(self) -> str:
+        raw = json.dumps({"d": self.digest, "o": self.offset, "h": self.handle}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str, *, digest: str) -> Cursor:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            cursor = cls(digest=str(data["d"]), offset=int(data["o"]), handle=str(data.get("h", "")))
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise InputError(
+                "The cursor is not one this server issued.",
+                hint="Pass the `next_cursor` value from the previous result unchanged, or omit it.",
+            ) from exc
+        if cursor.digest != digest or cursor.offset < 0:
+            raise InputError(
+                "The cursor belongs to a different request.",
+                hint="Repeat the same request with the cursor, or omit the cursor to start over.",
+            )
+        return cursor
+
+
+def request_digest(*parts: object) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def cap_rows(rows: list[list[Any]], *, max_rows: int, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[int, bool]:
+    """How many of `rows` fit in both caps, and whether anything was cut."""
+    size = 2
+    for index, row in enumerate(rows):
+        if index >= max_rows:
+            return index, True
+        size += len(json.dumps(row, default=str)) + 1
+        if size > max_bytes and index > 0:
+            return index, True
+    return len(rows), False
+
+
+def clip_text(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    return text[:limit], True

@@ -1,0 +1,105 @@
+"""One process-wide redactor that knows every resolved secret value.
+
+Anything that leaves a server (tool text, structured content, error messages, log lines) passes
+through `redact`. Values are registered as settings resolve them, so a backend's own error text
+that echoes a password or token is masked too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+MASK = "[REDACTED]"
+# Shorter values would mask ordinary words; such "secrets" are reported by `sophia doctor`.
+MIN_SECRET_LENGTH = 4
+
+
+class Redactor:
+    """Replaces every registered secret (and simple encodings of it) with a mask."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def register(self, value: str | None) -> None:
+        if not value or len(value) < MIN_SECRET_LENGTH:
+            return
+        variants = {value, value.strip()}
+        # Backends sometimes echo a secret URL-encoded or JSON-escaped.
+        from urllib.parse import quote, quote_plus
+
+        variants |= {quote(value, safe=""), quote_plus(value), value.replace('"', '\\"')}
+        with self._lock:
+            before = len(self._values)
+            self._values |= {v for v in variants if len(v) >= MIN_SECRET_LENGTH}
+            if len(self._values) != before:
+                ordered = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self._pattern = None
+
+    def redact(self, text: str) -> str:
+        pattern = self._pattern
+        if pattern is None or not text:
+            return text
+        return pattern.sub(MASK, text)
+
+    def redact_obj(self, obj: Any) -> Any:
+        """Redact every string inside a JSON-like structure (keys included)."""
+        if self._pattern is None:
+            return obj
+        if isinstance(obj, str):
+            return self.redact(obj)
+        if isinstance(obj, dict):
+            return {self.redact_obj(k): self.redact_obj(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [self.redact_obj(v) for v in obj]
+        return obj
+
+
+REDACTOR = Redactor()
+
+
+def register_secret(value: str | None) -> None:
+    REDACTOR.register(value)
+
+
+def redact(text: str) -> str:
+    return REDACTOR.redact(text)
+
+
+def redact_obj(obj: Any) -> Any:
+    return REDACTOR.redact_obj(obj)
+
+
+def mask(value: str | None) -> str:
+    """A display form that proves a value is set without showing it: `sk-…(40 chars)`."""
+    if not value:
+        return ""
+    if len(value) <= 8:
+        return f"****({len(value)} chars)"
+    return f"{value[:2]}…({len(value)} chars)"
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that masks secrets in the final message (args included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not drop the log line
+            message = str(record.msg)
+        record.msg = REDACTOR.redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = REDACTOR.redact(record.exc_text)
+        return True

@@ -1,0 +1,178 @@
+"""The server factory every Sophia server uses.
+
+It owns what must be identical across servers: stderr logging, lifespan-owned state, the write
+gate, tool annotations, error formatting and redaction of everything a tool returns.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar, get_type_hints
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel
+
+from .errors import SophiaError
+from .logs import configure_logging
+from .redaction import redact, redact_obj
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+StateT = TypeVar("StateT")
+
+
+class ToolResult(BaseModel):
+    """Base of every tool's structured result; `render_text` is the short human rendering."""
+
+    def render_text(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+@dataclass(frozen=True)
+class ToolDef:
+    """A tool as the suite knows it: the function plus its safety annotations."""
+
+    fn: Callable[..., Awaitable[ToolResult]]
+    name: str
+    title: str
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+    writes: bool  # registered only when the server's write gate is on
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.idempotent,
+            open_world_hint=self.open_world,
+        )
+
+
+def sophia_tool(
+    name: str,
+    *,
+    title: str,
+    read_only: bool,
+    destructive: bool = False,
+    idempotent: bool = True,
+    open_world: bool = False,
+    writes: bool = False,
+) -> Callable[[Callable[..., Awaitable[Any]]], ToolDef]:
+    """Declare a tool; its docstring is the description the LLM reads."""
+
+    def decorate(fn: Callable[..., Awaitable[Any]]) -> ToolDef:
+        if not (fn.__doc__ or "").strip():
+            raise ValueError(f"tool {name} needs a docstring: it is the description an LLM reads")
+        return ToolDef(fn, name, title, read_only, destructive, idempotent, open_world, writes)
+
+    return decorate
+
+
+def _as_mcp_function(tool: ToolDef) -> Callable[..., Awaitable[CallToolResult]]:
+    """Wrap a tool so errors become redacted tool errors and results carry text + structure."""
+    fn = tool.fn
+    hints = get_type_hints(fn, include_extras=True)
+    result_type = hints.pop("return")
+    signature = inspect.signature(fn)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
+
+    @functools.wraps(fn)
+    async def call(*args: Any, **kwargs: Any) -> CallToolResult:
+        try:
+            result = await fn(*args, **kwargs)
+        except SophiaError as exc:
+            log.info("tool %s: %s", tool.name, exc.message)
+            raise ToolError(redact(exc.agent_message())) from None
+        except ToolError as exc:
+            raise ToolError(redact(str(exc))) from None
+        except Exception as exc:
+            log.exception("tool %s failed unexpectedly", tool.name)
+            raise ToolError(
+                redact(f"{tool.name} failed unexpectedly ({type(exc).__name__}: {exc}). "
+                       "This is a bug in the server; the stderr log has the details.")
+            ) from None
+        text = redact(result.render_text())
+        structured = redact_obj(result.model_dump(mode="json"))
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=params, return_annotation=Annotated[CallToolResult, result_type]
+    )
+    return call
+
+
+def write_gate_variable(server_key: str) -> str:
+    return f"SOPHIA_{server_key.upper()}_ALLOW_WRITE"
+
+
+@dataclass
+class ServerSpec(Generic[StateT]):
+    """What a server is: its MCP name, instructions, tools, and the state its tools share."""
+
+    name: str
+    key: str  # "business_intelligence": names the write-gate variable and the ESC group
+    instructions: str
+    tools: Sequence[ToolDef]
+    make_state: Callable[[Settings], StateT] | None = None
+    close_state: Callable[[StateT], Awaitable[None] | None] | None = None
+
+    def registered_tools(self, settings: Settings) -> list[ToolDef]:
+        allow_write = settings.flag(write_gate_variable(self.key))
+        return [t for t in self.tools if allow_write or not t.writes]
+
+
+def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCPServer[Any]:
+    """An `MCPServer` with the spec's tools; state is made lazily in the lifespan (no I/O)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Any]:
+        state = spec.make_state(settings) if spec.make_state else settings
+        try:
+            yield state
+        finally:
+            if spec.close_state is not None and state is not None:
+                outcome = spec.close_state(state)
+                if inspect.isawaitable(outcome):
+                    await outcome
+
+    server: MCPServer[Any] = MCPServer(
+        name=spec.name, instructions=spec.instructions, version="0.1.0", lifespan=lifespan
+    )
+    for tool in spec.registered_tools(settings):
+        description = inspect.cleandoc(tool.fn.__doc__ or "")
+        server.add_tool(
+            _as_mcp_function(tool), name=tool.name, title=tool.title, description=description,
+            annotations=tool.annotations,
+        )
+    return server
+
+
+def state_of(ctx: Context[Any, Any], kind: type[StateT]) -> StateT:
+    """The lifespan state of the server handling this call."""
+    state = ctx.request_context.lifespan_context
+    if not isinstance(state, kind):
+        raise TypeError(f"expected {kind.__name__} state, got {type(state).__name__}")
+    return state
+
+
+def run_server(spec: ServerSpec[Any]) -> None:
+    """Console-script entry point: stdio transport, logs on stderr."""
+    configure_logging()
+    settings = Settings()
+    server = build_server(spec, settings)
+    # The SDK reconfigures logging when it builds the server; put ours back on top.
+    configure_logging()
+    server.run()
