@@ -1,1 +1,140 @@
-def main() -> None: ...
+"""`sophia`: serve, tools, call, doctor, config, demo, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from sophia_shared.errors import SophiaError
+from sophia_shared.redaction import redact
+
+from .servers import SERVERS, find_server
+
+
+def _parser() -> argparse.ArgumentParser:
+    names = ", ".join(e.key for e in SERVERS)
+    parser = argparse.ArgumentParser(prog="sophia", description="The Sophia MCP suite.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run a server over stdio (what MCP clients launch)")
+    p.add_argument("server", help=f"one of: {names} (or bi, ai, data, infra)")
+
+    p = sub.add_parser("tools", help="list a server's tools through a real MCP client")
+    p.add_argument("server")
+    p.add_argument("--json", action="store_true", help="print the raw tool definitions")
+
+    p = sub.add_parser("call", help="call one tool through a real MCP client over stdio")
+    p.add_argument("server")
+    p.add_argument("tool")
+    p.add_argument("arguments", nargs="?", default="{}", help="tool arguments as a JSON object")
+    p.add_argument("--json", action="store_true", help="print structured content as JSON")
+
+    p = sub.add_parser("doctor", help="what is configured, from where, and whether it answers")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each backend")
+
+    p = sub.add_parser("config", help="print a ready-to-paste MCP client config")
+    p.add_argument("client", choices=["cursor", "claude"])
+    p.add_argument("--uv", action="store_true", help="launch through `uv run` instead of the venv scripts")
+
+    sub.add_parser("demo", help="load the demo dataset and query it through the BI server")
+
+    p = sub.add_parser("bench", help="benchmark the BI server against a bare MCPServer")
+    p.add_argument("--runs", type=int, default=7, help="cold starts per server")
+    p.add_argument("--calls", type=int, default=200, help="trivial calls for the overhead ratio")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except SophiaError as exc:
+        print(redact(f"sophia {args.command}: {exc.agent_message()}"), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "serve":
+        entry = find_server(args.server)
+        importlib.import_module(entry.module).main()
+        return 0
+    if args.command == "tools":
+        return asyncio.run(_tools(args.server, as_json=args.json))
+    if args.command == "call":
+        return asyncio.run(_call(args.server, args.tool, args.arguments, as_json=args.json))
+    if args.command == "doctor":
+        from .doctor import run_doctor
+
+        return run_doctor(timeout=args.timeout)
+    if args.command == "config":
+        from .config import client_config
+
+        print(json.dumps(client_config(args.client, use_uv=args.uv), indent=2))
+        return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return asyncio.run(run_demo())
+    if args.command == "bench":
+        from .bench import run_bench
+
+        return asyncio.run(run_bench(runs=args.runs, calls=args.calls))
+    raise AssertionError(args.command)
+
+
+async def _tools(name: str, *, as_json: bool) -> int:
+    from .client import connect
+
+    entry = find_server(name)
+    async with connect(entry) as client:
+        tools = (await client.list_tools()).tools
+    if as_json:
+        print(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools], indent=2))
+        return 0
+    print(f"{entry.mcp_name}: {len(tools)} tool(s)")
+    for tool in tools:
+        hints = tool.annotations
+        flags = []
+        if hints is not None:
+            flags.append("read-only" if hints.read_only_hint else "writes")
+            if hints.destructive_hint:
+                flags.append("destructive")
+            if hints.open_world_hint:
+                flags.append("open-world")
+        summary = (tool.description or "").strip().splitlines()[0] if tool.description else ""
+        print(f"  {tool.name:<28} [{', '.join(flags)}] {summary}")
+    return 0
+
+
+async def _call(name: str, tool: str, raw_arguments: str, *, as_json: bool) -> int:
+    from .client import connect, print_result
+
+    try:
+        arguments = json.loads(raw_arguments)
+    except json.JSONDecodeError as exc:
+        print(f"sophia call: the arguments are not valid JSON ({exc.msg} at column {exc.colno}). "
+              """Pass one JSON object, e.g. '{"sql": "SELECT 1"}'.""", file=sys.stderr)
+        return 2
+    if not isinstance(arguments, dict):
+        print("sophia call: the arguments must be a JSON object, e.g. '{\"sql\": \"SELECT 1\"}'.", file=sys.stderr)
+        return 2
+    entry = find_server(name)
+    async with connect(entry) as client:
+        known = {t.name for t in (await client.list_tools()).tools}
+        if tool not in known:
+            listing = ", ".join(sorted(known)) or "none"
+            print(f"sophia call: {entry.mcp_name} has no tool '{tool}'. Its tools: {listing}.", file=sys.stderr)
+            return 2
+        result = await client.call_tool(tool, arguments)
+    print_result(result, as_json=as_json)
+    return 1 if result.is_error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""`sophia doctor`: each setting's source and masked value, and whether each backend answers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Callable
+
+from sophia_shared.catalog import SETTINGS
+from sophia_shared.errors import SophiaError
+from sophia_shared.redaction import redact
+from sophia_shared.settings import Settings
+
+
+def _check(label: str, probe: Callable[[], str], timeout: float) -> tuple[str, str, str]:
+    """Run a reachability probe in a thread with a deadline; never raises."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    started = time.perf_counter()
+    future = pool.submit(probe)
+    try:
+        detail = future.result(timeout=timeout)
+        status = "ok"
+    except concurrent.futures.TimeoutError:
+        status, detail = "timeout", f"no answer within {timeout:.0f} s"
+    except SophiaError as exc:
+        status, detail = "failed", exc.agent_message().replace("\n", " ")
+    except Exception as exc:  # a probe must report, not crash the doctor
+        status, detail = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    elapsed = time.perf_counter() - started
+    return label, status, redact(f"{detail} ({elapsed * 1000:.0f} ms)")
+
+
+def run_doctor(*, timeout: float) -> int:
+    settings = Settings()
+    print("Settings (value masked where secret):")
+    rows = settings.all_resolved()
+    width = max((len(r.name) for r in rows), default=10)
+    for resolved in rows:
+        print(f"  {resolved.name:<{width}}  {resolved.source:<22} {resolved.display()}")
+    if not rows:
+        print("  (nothing set: every server runs on its embedded defaults)")
+    unset_secrets = [s.name for s in SETTINGS.values() if s.secret and settings.resolve(s.name) is None]
+    if unset_secrets:
+        print(f"  not set: {', '.join(unset_secrets)}")
+
+    print("\nSources:")
+    esc_ref = settings.esc_ref
+    if esc_ref:
+        error = settings.esc_error
+        print(f"  Pulumi ESC   {esc_ref}: " + (f"NOT USED — {error}" if error else "opened"))
+    else:
+        print("  Pulumi ESC   not configured (set SOPHIA_ESC_ENV=org/project/env and PULUMI_ACCESS_TOKEN)")
+    esc_file = settings.esc_file_path()
+    print(f"  ESC file     {esc_file}: {'found' if esc_file.is_file() else 'absent'}")
+
+    print("\nBackends:")
+    checks = [_check("business-intelligence warehouse", lambda: _warehouse_probe(settings), timeout)]
+    failed = False
+    for label, status, detail in checks:
+        print(f"  {label:<34} {status:<8} {detail}")
+        failed |= status != "ok"
+    return 1 if failed else 0
+
+
+def _warehouse_probe(settings: Settings) -> str:
+    from sophia_business_intelligence.state import open_warehouse
+
+    warehouse = open_warehouse(settings, writable=False)
+    try:
+        return f"{warehouse.ping()} — {warehouse.describe()}"
+    finally:
+        warehouse.close()

@@ -1,0 +1,48 @@
+"""What the BI tools share for the life of the server: settings and the chosen warehouse."""
+
+from __future__ import annotations
+
+import threading
+
+from sophia_shared.server import write_gate_variable
+from sophia_shared.settings import Settings
+
+from .backends.base import Warehouse
+
+SERVER_KEY = "business_intelligence"
+
+
+class BIState:
+    """Chooses and creates the warehouse on first use, so `initialize` never waits for a login."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._warehouse: Warehouse | None = None
+
+    @property
+    def allow_write(self) -> bool:
+        return self.settings.flag(write_gate_variable(SERVER_KEY))
+
+    def warehouse(self) -> Warehouse:
+        with self._lock:
+            if self._warehouse is None:
+                self._warehouse = open_warehouse(self.settings, writable=self.allow_write)
+            return self._warehouse
+
+    def close(self) -> None:
+        with self._lock:
+            if self._warehouse is not None:
+                self._warehouse.close()
+                self._warehouse = None
+
+
+def open_warehouse(settings: Settings, *, writable: bool) -> Warehouse:
+    """Snowflake when its settings are present, else the embedded DuckDB file."""
+    from .backends.snowflake import SnowflakeWarehouse, snowflake_configured
+
+    if snowflake_configured(settings):
+        return SnowflakeWarehouse(settings)
+    from .backends.duckdb import DuckDBWarehouse
+
+    return DuckDBWarehouse.from_settings(settings, writable=writable)

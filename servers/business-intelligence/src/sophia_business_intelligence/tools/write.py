@@ -1,0 +1,53 @@
+"""`warehouse_execute`: one DDL/DML statement; registered only behind the write gate."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from sophia_shared.server import ToolResult, sophia_tool
+
+from ..sql_guard import check_write
+from .common import bi_state, on_warehouse
+
+
+class WriteResult(ToolResult):
+    backend: str
+    statement_type: str
+    rows_affected: int = Field(description="Rows inserted/updated/deleted; -1 when the warehouse does not say.")
+
+    def render_text(self) -> str:
+        affected = "" if self.rows_affected < 0 else f", {self.rows_affected} row(s) affected"
+        return f"{self.statement_type} executed on {self.backend}{affected}."
+
+
+@sophia_tool(
+    "warehouse_execute", title="Execute one DDL/DML statement", read_only=False, destructive=True,
+    idempotent=False, writes=True,
+)
+async def warehouse_execute(
+    ctx: Context[Any, Any],
+    sql: Annotated[
+        str,
+        Field(description="Exactly one DDL or DML statement in Snowflake SQL (CREATE, ALTER, DROP, INSERT, "
+              "UPDATE, DELETE, MERGE, TRUNCATE). Use ? placeholders for values."),
+    ],
+    params: Annotated[list[Any], Field(description="Values bound to the ? placeholders, in order.")] = [],  # noqa: B006
+) -> WriteResult:
+    """Change the business warehouse with one DDL or DML statement (this tool exists only because
+    SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE=1 is set).
+
+    It changes data: confirm with the user before dropping or deleting. Session, security and file
+    statements (USE, SET, GRANT, COPY, PUT, ATTACH, CALL…) and multiple statements are refused.
+    Use warehouse_query for reads.
+    """
+    backend = bi_state(ctx).warehouse().kind
+    checked = check_write(sql, embedded=backend == "duckdb")
+    outcome = await on_warehouse(ctx, lambda wh, cancel: wh.execute_write(checked.sql, params=params, cancel=cancel))
+    return WriteResult(
+        backend=backend,
+        statement_type=checked.statement_type,
+        rows_affected=-1 if outcome.rows_affected is None else outcome.rows_affected,
+    )
