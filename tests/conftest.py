@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from sophia_shared.redaction import REDACTOR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

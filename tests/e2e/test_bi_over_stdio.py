@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sophia_business_intelligence.demo_data import DEMO_QUERIES, load_demo_dataset
 from sophia_cli.client import connect, result_text
 from sophia_cli.servers import find_server
@@ -102,7 +101,8 @@ async def test_write_tool_only_behind_the_gate(warehouse: Path) -> None:
     async with connect(BI, _env(warehouse, SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE="1")) as client:
         made = await client.call_tool("warehouse_execute", {"sql": "CREATE TABLE CRM.NOTES (ID INT, BODY VARCHAR)"})
         added = await client.call_tool(
-            "warehouse_execute", {"sql": "INSERT INTO CRM.NOTES VALUES (?, ?)", "params": [1, "it's; DROP TABLE x"]}
+            "warehouse_execute",
+            {"sql": "INSERT INTO CRM.NOTES VALUES (?, ?)", "params": [1, "it's; DROP TABLE x"]},
         )
         two = await client.call_tool("warehouse_execute", {"sql": "DELETE FROM CRM.NOTES; DROP TABLE CRM.DEALS"})
         back = await client.call_tool("warehouse_query", {"sql": "SELECT BODY FROM CRM.NOTES"})

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from mcp import Client
-
 from sophia_ai_intelligence.server import SPEC as AI
 from sophia_business_intelligence.server import SPEC as BI
 from sophia_data_intelligence.server import SPEC as DATA
@@ -80,5 +79,7 @@ async def test_write_tools_are_absent_unless_the_gate_is_on() -> None:
 
 async def test_gate_needs_an_explicit_yes() -> None:
     for value in ("0", "", "no", "false"):
-        names = {t.name for t in await _tools(BI, Settings(environ={"SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE": value}))}
+        names = {
+            t.name for t in await _tools(BI, Settings(environ={"SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE": value}))
+        }
         assert "warehouse_execute" not in names, value

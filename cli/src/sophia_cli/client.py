@@ -21,8 +21,9 @@ def server_parameters(entry: ServerEntry, env: dict[str, str] | None = None) -> 
 
 
 @asynccontextmanager
-async def connect(entry: ServerEntry, env: dict[str, str] | None = None,
-                  *, quiet: bool = True, errlog: TextIO | None = None) -> AsyncIterator[Client]:
+async def connect(
+    entry: ServerEntry, env: dict[str, str] | None = None, *, quiet: bool = True, errlog: TextIO | None = None
+) -> AsyncIterator[Client]:
     """Spawn the server and hand back an initialized client; its stderr goes to ours unless quiet."""
     params = server_parameters(entry, env)
     if quiet and "SOPHIA_LOG_LEVEL" not in params.env:  # type: ignore[operator]

@@ -40,7 +40,7 @@ def client_config(client: str, *, use_uv: bool = False) -> dict[str, Any]:
             env["SOPHIA_ESC_ENV"] = os.environ["SOPHIA_ESC_ENV"]
         env["SOPHIA_DOTENV"] = str(Path(os.environ.get("SOPHIA_DOTENV") or root / ".env").resolve())
         if client == "cursor":
-            env["PULUMI_ACCESS_TOKEN"] = "${env:PULUMI_ACCESS_TOKEN}"
+            env["PULUMI_ACCESS_TOKEN"] = "${env:PULUMI_ACCESS_TOKEN}"  # noqa: S105 - a reference, not a value
         server: dict[str, Any] = {"command": command, "args": args, "env": env}
         if client == "cursor":
             server["type"] = "stdio"

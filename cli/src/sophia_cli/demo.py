@@ -46,8 +46,10 @@ async def run_demo() -> int:
     started = time.perf_counter()
     async with connect(entry, env) as client:
         tools = (await client.list_tools()).tools
-        print(f"initialize + tools/list in {(time.perf_counter() - started) * 1000:.0f} ms: "
-              + ", ".join(t.name for t in tools))
+        print(
+            f"initialize + tools/list in {(time.perf_counter() - started) * 1000:.0f} ms: "
+            + ", ".join(t.name for t in tools)
+        )
         _banner("What is in the warehouse")
         await _show(client, "warehouse_list_tables", {})
         await _show(client, "warehouse_describe_table", {"table": "CRM.DEALS"})
@@ -56,9 +58,9 @@ async def run_demo() -> int:
             await _show(client, "warehouse_query", {"sql": sql, "max_rows": 20})
         _banner("The guard at work")
         result = await client.call_tool("warehouse_query", {"sql": "DELETE FROM CRM.DEALS; SELECT 1"})
-        print("$ warehouse_query {\"sql\": \"DELETE FROM CRM.DEALS; SELECT 1\"}")
+        print('$ warehouse_query {"sql": "DELETE FROM CRM.DEALS; SELECT 1"}')
         print(("refused: " if result.is_error else "UNEXPECTEDLY ACCEPTED: ") + result_text(result))
         if not result.is_error:
             return 1
-    print("\nTry it yourself:  uv run sophia call bi warehouse_query '{\"sql\": \"SELECT * FROM CRM.ACCOUNTS\"}'")
+    print('\nTry it yourself:  uv run sophia call bi warehouse_query \'{"sql": "SELECT * FROM CRM.ACCOUNTS"}\'')
     return 0

@@ -84,7 +84,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
         from .bench import run_bench
 
-        return asyncio.run(run_bench(runs=args.runs, calls=args.calls))
+        return run_bench(runs=args.runs, calls=args.calls)
     raise AssertionError(args.command)
 
 
@@ -118,11 +118,14 @@ async def _call(name: str, tool: str, raw_arguments: str, *, as_json: bool) -> i
     try:
         arguments = json.loads(raw_arguments)
     except json.JSONDecodeError as exc:
-        print(f"sophia call: the arguments are not valid JSON ({exc.msg} at column {exc.colno}). "
-              """Pass one JSON object, e.g. '{"sql": "SELECT 1"}'.""", file=sys.stderr)
+        print(
+            f"sophia call: the arguments are not valid JSON ({exc.msg} at column {exc.colno}). "
+            """Pass one JSON object, e.g. '{"sql": "SELECT 1"}'.""",
+            file=sys.stderr,
+        )
         return 2
     if not isinstance(arguments, dict):
-        print("sophia call: the arguments must be a JSON object, e.g. '{\"sql\": \"SELECT 1\"}'.", file=sys.stderr)
+        print('sophia call: the arguments must be a JSON object, e.g. \'{"sql": "SELECT 1"}\'.', file=sys.stderr)
         return 2
     entry = find_server(name)
     async with connect(entry) as client:

@@ -27,14 +27,34 @@ class ServerEntry:
 
 
 SERVERS: tuple[ServerEntry, ...] = (
-    ServerEntry("business-intelligence", "sophia-business-intelligence", "sophia_business_intelligence.server",
-                ("bi",), "SQL over Snowflake or the embedded DuckDB warehouse"),
-    ServerEntry("ai-intelligence", "sophia-ai-intelligence", "sophia_ai_intelligence.server",
-                ("ai",), "LLM calls through Portkey (tools arrive in a later release)"),
-    ServerEntry("data-intelligence", "sophia-data-intelligence", "sophia_data_intelligence.server",
-                ("data",), "web search, extraction, scraping (tools arrive in a later release)"),
-    ServerEntry("infrastructure", "sophia-infrastructure", "sophia_infrastructure.server",
-                ("infra",), "Lambda Cloud GPUs and Pulumi stacks (tools arrive in a later release)"),
+    ServerEntry(
+        "business-intelligence",
+        "sophia-business-intelligence",
+        "sophia_business_intelligence.server",
+        ("bi",),
+        "SQL over Snowflake or the embedded DuckDB warehouse",
+    ),
+    ServerEntry(
+        "ai-intelligence",
+        "sophia-ai-intelligence",
+        "sophia_ai_intelligence.server",
+        ("ai",),
+        "LLM calls through Portkey (tools arrive in a later release)",
+    ),
+    ServerEntry(
+        "data-intelligence",
+        "sophia-data-intelligence",
+        "sophia_data_intelligence.server",
+        ("data",),
+        "web search, extraction, scraping (tools arrive in a later release)",
+    ),
+    ServerEntry(
+        "infrastructure",
+        "sophia-infrastructure",
+        "sophia_infrastructure.server",
+        ("infra",),
+        "Lambda Cloud GPUs and Pulumi stacks (tools arrive in a later release)",
+    ),
 )
 
 

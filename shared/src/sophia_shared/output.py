@@ -27,7 +27,7 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        return _decimal_text(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -42,6 +42,15 @@ def json_safe(value: Any) -> Any:
         return [json_safe(v) for v in value]
     if hasattr(value, "tolist"):  # numpy arrays and scalars
         return json_safe(value.tolist())
+    return str(value)
+
+
+def _decimal_text(value: decimal.Decimal) -> str:
+    # Drivers hand back NUMBER(38,10) zero as 0E-10 and scaled integers as 1E+3: show plain digits,
+    # unless that would take far more characters than the exponent form.
+    exponent = value.as_tuple().exponent  # "n", "N" or "F" when not finite
+    if isinstance(exponent, int) and abs(exponent) <= 100:
+        return format(value, "f")
     return str(value)
 
 
@@ -62,7 +71,10 @@ class Cursor:
         try:
             padded = token + "=" * (-len(token) % 4)
             data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            cursor = cls(digest=str(data["d"]), offset=int(data["o"]), handle=str(data.get("h", "")))
+            issued_for, offset, handle = data["d"], data["o"], data.get("h", "")
+            if not (isinstance(issued_for, str) and type(offset) is int and isinstance(handle, str)):
+                raise TypeError("cursor fields have the wrong types")
+            cursor = cls(digest=issued_for, offset=offset, handle=handle)
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise InputError(
                 "The cursor is not one this server issued.",

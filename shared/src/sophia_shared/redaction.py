@@ -7,6 +7,7 @@ that echoes a password or token is masked too.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -32,7 +33,13 @@ class Redactor:
         # Backends sometimes echo a secret URL-encoded or JSON-escaped.
         from urllib.parse import quote, quote_plus
 
-        variants |= {quote(value, safe=""), quote_plus(value), value.replace('"', '\\"')}
+        variants |= {
+            quote(value, safe=""),
+            quote_plus(value),
+            value.replace('"', '\\"'),
+            json.dumps(value)[1:-1],  # backslashes, control characters, \uXXXX
+            json.dumps(value, ensure_ascii=False)[1:-1],
+        }
         with self._lock:
             before = len(self._values)
             self._values |= {v for v in variants if len(v) >= MIN_SECRET_LENGTH}
@@ -89,7 +96,7 @@ def mask(value: str | None) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Logging filter that masks secrets in the final message (args included)."""
+    """Logging filter that masks secrets in the final message (args included), traceback and stack."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -102,4 +109,6 @@ class RedactingFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = REDACTOR.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = REDACTOR.redact(record.stack_info)
         return True

@@ -100,8 +100,10 @@ def _as_mcp_function(tool: ToolDef) -> Callable[..., Awaitable[CallToolResult]]:
         except Exception as exc:
             log.exception("tool %s failed unexpectedly", tool.name)
             raise ToolError(
-                redact(f"{tool.name} failed unexpectedly ({type(exc).__name__}: {exc}). "
-                       "This is a bug in the server; the stderr log has the details.")
+                redact(
+                    f"{tool.name} failed unexpectedly ({type(exc).__name__}: {exc}). "
+                    "This is a bug in the server; the stderr log has the details."
+                )
             ) from None
         text = redact(result.render_text())
         structured = redact_obj(result.model_dump(mode="json"))
@@ -154,7 +156,10 @@ def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCP
     for tool in spec.registered_tools(settings):
         description = inspect.cleandoc(tool.fn.__doc__ or "")
         server.add_tool(
-            _as_mcp_function(tool), name=tool.name, title=tool.title, description=description,
+            _as_mcp_function(tool),
+            name=tool.name,
+            title=tool.title,
+            description=description,
             annotations=tool.annotations,
         )
     return server

@@ -221,7 +221,8 @@ class Settings:
         return [r for r in found if r is not None]
 
 
-def call_with_auth_refresh(settings: Settings, action: Callable[[], T], is_auth_error: Callable[[Exception], bool]
+def call_with_auth_refresh(
+    settings: Settings, action: Callable[[], T], is_auth_error: Callable[[Exception], bool]
 ) -> T:
     """Run `action`; on an auth failure re-open ESC once and retry (key rotation without restart)."""
     try:

@@ -9,22 +9,33 @@ import datetime as dt
 import random
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 SEED = 20261121
 QUARTER_START = dt.date(2026, 10, 1)  # the demo's "this quarter" is Q4 2026
 QUARTER_END = dt.date(2026, 12, 31)
 
 _COMPANIES = [
-    ("Northwind Analytics", "Software", "EMEA"), ("Bluefin Payments", "Fintech", "EMEA"),
-    ("Cobalt Health", "Healthcare", "NA"), ("Dunmore Logistics", "Logistics", "NA"),
-    ("Evergreen Retail", "Retail", "NA"), ("Fjord Energy", "Energy", "EMEA"),
-    ("Granite Insurance", "Insurance", "NA"), ("Helios Robotics", "Manufacturing", "APAC"),
-    ("Ivory Bank", "Fintech", "EMEA"), ("Juniper Media", "Media", "NA"),
-    ("Kestrel Foods", "Retail", "APAC"), ("Lumen Telecom", "Telecom", "EMEA"),
-    ("Mosaic Biotech", "Healthcare", "EMEA"), ("Nimbus Travel", "Travel", "APAC"),
-    ("Orchid Pharma", "Healthcare", "NA"), ("Pioneer Mining", "Energy", "APAC"),
-    ("Quill Legal", "Services", "NA"), ("Redwood Capital", "Fintech", "NA"),
-    ("Summit Education", "Education", "EMEA"), ("Tidal Shipping", "Logistics", "EMEA"),
+    ("Northwind Analytics", "Software", "EMEA"),
+    ("Bluefin Payments", "Fintech", "EMEA"),
+    ("Cobalt Health", "Healthcare", "NA"),
+    ("Dunmore Logistics", "Logistics", "NA"),
+    ("Evergreen Retail", "Retail", "NA"),
+    ("Fjord Energy", "Energy", "EMEA"),
+    ("Granite Insurance", "Insurance", "NA"),
+    ("Helios Robotics", "Manufacturing", "APAC"),
+    ("Ivory Bank", "Fintech", "EMEA"),
+    ("Juniper Media", "Media", "NA"),
+    ("Kestrel Foods", "Retail", "APAC"),
+    ("Lumen Telecom", "Telecom", "EMEA"),
+    ("Mosaic Biotech", "Healthcare", "EMEA"),
+    ("Nimbus Travel", "Travel", "APAC"),
+    ("Orchid Pharma", "Healthcare", "NA"),
+    ("Pioneer Mining", "Energy", "APAC"),
+    ("Quill Legal", "Services", "NA"),
+    ("Redwood Capital", "Fintech", "NA"),
+    ("Summit Education", "Education", "EMEA"),
+    ("Tidal Shipping", "Logistics", "EMEA"),
 ]
 _OWNERS = ["Ana Ruiz", "Ben Okafor", "Chloe Martin", "Dev Patel", "Emma Schultz"]
 _STAGES = ["Prospecting", "Discovery", "Proposal", "Negotiation", "Closed Won", "Closed Lost"]
@@ -43,8 +54,8 @@ _HAPPY = [
 _CHANNELS = ["#deals", "#sales-emea", "#sales-na", "#exec"]
 
 
-def _rows() -> dict[str, list[tuple[object, ...]]]:
-    rng = random.Random(SEED)
+def _rows() -> dict[str, list[tuple[Any, ...]]]:
+    rng = random.Random(SEED)  # noqa: S311 - deterministic demo data, not security
     accounts = [
         (i + 1, name, industry, region, rng.choice([50, 120, 400, 900, 2500, 8000]))
         for i, (name, industry, region) in enumerate(_COMPANIES)
@@ -57,19 +68,36 @@ def _rows() -> dict[str, list[tuple[object, ...]]]:
         created = QUARTER_START - dt.timedelta(days=rng.randint(20, 200))
         expected = QUARTER_START + dt.timedelta(days=rng.randint(-60, 85))
         stage = rng.choices(_STAGES, weights=[2, 3, 4, 4, 5, 2])[0]
-        slipped = stage not in ("Closed Won", "Closed Lost") and QUARTER_START <= expected <= QUARTER_END \
+        slipped = (
+            stage not in ("Closed Won", "Closed Lost")
+            and QUARTER_START <= expected <= QUARTER_END
             and rng.random() < 0.45
+        )
         reason = rng.choice(_SLIP_REASONS) if slipped else None
         close = expected + dt.timedelta(days=rng.randint(30, 95)) if slipped else expected
         amount = Decimal(rng.randint(8, 240) * 1000) + Decimal(rng.choice([0, 250, 500, 750]))
-        deals.append((deal_id, account[0], f"{account[1]} — {rng.choice(['Platform', 'Expansion', 'Renewal'])}",
-                       owner, stage, amount, created, expected, close, reason[0] if reason else None))
+        deals.append(
+            (
+                deal_id,
+                account[0],
+                f"{account[1]} — {rng.choice(['Platform', 'Expansion', 'Renewal'])}",
+                owner,
+                stage,
+                amount,
+                created,
+                expected,
+                close,
+                reason[0] if reason else None,
+            )
+        )
         for n in range(rng.randint(1, 3)):
             call_id += 1
             when = dt.datetime.combine(created + dt.timedelta(days=10 + 25 * n), dt.time(9 + n * 2, 30))
             if reason and n == 0:
-                body = (f"{owner}: Where are we on timing? Customer: Honestly, it will move. {reason[1]} "
-                        f"{owner}: Understood, what would get it back on track?")
+                body = (
+                    f"{owner}: Where are we on timing? Customer: Honestly, it will move. {reason[1]} "
+                    f"{owner}: Understood, what would get it back on track?"
+                )
                 sentiment = "negative"
             else:
                 body = f"{owner}: Quick check-in on next steps. Customer: {rng.choice(_HAPPY)}"
@@ -78,8 +106,11 @@ def _rows() -> dict[str, list[tuple[object, ...]]]:
         if slipped or rng.random() < 0.3:
             message_id += 1
             sent = dt.datetime.combine(QUARTER_START + dt.timedelta(days=rng.randint(0, 40)), dt.time(16, 5))
-            text = (f"Heads up: deal {deal_id} ({account[1]}) pushes out — {reason[0]}." if reason
-                    else f"Deal {deal_id} ({account[1]}) is on track for {expected:%b %d}.")
+            text = (
+                f"Heads up: deal {deal_id} ({account[1]}) pushes out — {reason[0]}."
+                if reason
+                else f"Deal {deal_id} ({account[1]}) is on track for {expected:%b %d}."
+            )
             messages.append((message_id, rng.choice(_CHANNELS), owner, sent, text, deal_id))
     return {"accounts": accounts, "deals": deals, "transcripts": transcripts, "messages": messages}
 
@@ -115,8 +146,12 @@ def load_demo_dataset(path: Path) -> dict[str, int]:
         con.execute("BEGIN")
         for statement in filter(str.strip, _DDL.split(";")):
             con.execute(statement)
-        for table, rows in (("CRM.ACCOUNTS", data["accounts"]), ("CRM.DEALS", data["deals"]),
-                            ("CALLS.TRANSCRIPTS", data["transcripts"]), ("TEAM.MESSAGES", data["messages"])):
+        for table, rows in (
+            ("CRM.ACCOUNTS", data["accounts"]),
+            ("CRM.DEALS", data["deals"]),
+            ("CALLS.TRANSCRIPTS", data["transcripts"]),
+            ("TEAM.MESSAGES", data["messages"]),
+        ):
             marks = ", ".join("?" for _ in rows[0])
             con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
         con.execute("COMMIT")
@@ -142,7 +177,7 @@ ORDER BY PIPELINE DESC""",
         """SELECT D.DEAL_ID, A.NAME AS ACCOUNT, D.OWNER, D.AMOUNT,
        D.EXPECTED_CLOSE_DATE, D.CLOSE_DATE,
        DATEDIFF('day', D.EXPECTED_CLOSE_DATE, D.CLOSE_DATE) AS DAYS_SLIPPED,
-       T.TRANSCRIPT AS WHAT_THE_CUSTOMER_SAID
+       SPLIT_PART(SPLIT_PART(T.TRANSCRIPT, 'it will move. ', 2), '.', 1) AS WHY
 FROM CRM.DEALS D
 JOIN CRM.ACCOUNTS A ON A.ACCOUNT_ID = D.ACCOUNT_ID
 JOIN CALLS.TRANSCRIPTS T ON T.DEAL_ID = D.DEAL_ID AND T.SENTIMENT = 'negative'

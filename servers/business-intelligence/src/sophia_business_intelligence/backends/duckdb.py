@@ -21,7 +21,7 @@ from .base import CancelToken, ColumnInfo, RowPage, TableInfo, WriteOutcome
 
 log = logging.getLogger(__name__)
 
-LOCKED_DOWN = {
+LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
@@ -115,10 +115,17 @@ class DuckDBWarehouse:
                 f"The embedded warehouse refused this: {exc}",
                 hint="Queries can only read the warehouse's own tables, not local files.",
             ) from exc
-        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
-                duckdb.ConversionException, duckdb.InvalidInputException) as exc:
-            raise InputError(f"DuckDB could not run the query: {exc}",
-                             hint="Check table and column names with list_tables / describe_table.") from exc
+        except (
+            duckdb.ParserException,
+            duckdb.BinderException,
+            duckdb.CatalogException,
+            duckdb.ConversionException,
+            duckdb.InvalidInputException,
+        ) as exc:
+            raise InputError(
+                f"DuckDB could not run the query: {exc}",
+                hint="Check table and column names with list_tables / describe_table.",
+            ) from exc
         except duckdb.Error as exc:
             raise BackendError(f"DuckDB failed: {exc}") from exc
 

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
-
 from sophia_shared.errors import InputError
 from sophia_shared.server import ToolResult, sophia_tool
 
@@ -44,8 +43,10 @@ class TableList(ToolResult):
     tables: list[TableEntry]
 
     def render_text(self) -> str:
-        rows = [[f"{t.schema_name}.{t.name}", t.kind, "" if t.row_count < 0 else t.row_count, t.comment]
-                for t in self.tables]
+        rows = [
+            [f"{t.schema_name}.{t.name}", t.kind, "" if t.row_count < 0 else t.row_count, t.comment]
+            for t in self.tables
+        ]
         return f"{len(self.tables)} table(s) in {self.database}:\n" + render_table(
             ["table", "kind", "rows", "comment"], rows
         )
@@ -126,8 +127,13 @@ async def warehouse_list_tables(
         return TableList(
             database=db,
             tables=[
-                TableEntry(schema_name=t.schema, name=t.name, kind=t.kind,
-                           row_count=-1 if t.row_count is None else int(t.row_count), comment=t.comment)
+                TableEntry(
+                    schema_name=t.schema,
+                    name=t.name,
+                    kind=t.kind,
+                    row_count=-1 if t.row_count is None else int(t.row_count),
+                    comment=t.comment,
+                )
                 for t in tables
             ],
         )
@@ -139,7 +145,8 @@ async def warehouse_list_tables(
 async def warehouse_describe_table(
     ctx: Context[Any, Any],
     table: Annotated[
-        str, Field(description="Table or view name; may be qualified as SCHEMA.TABLE or DATABASE.SCHEMA.TABLE.")
+        str,
+        Field(description="Table or view name; may be qualified as SCHEMA.TABLE or DATABASE.SCHEMA.TABLE."),
     ],
     database: Annotated[str, Field(description="Database, when `table` does not name it.")] = "",
     schema: Annotated[str, Field(description="Schema, when `table` does not name it.")] = "",
@@ -157,12 +164,13 @@ async def warehouse_describe_table(
         sch = parts[-2] if len(parts) >= 2 else schema
         db = parts[0] if len(parts) == 3 else (database or _default_database(wh))
         if not sch:
-            matches = [s for s in wh.list_schemas(db) if any(t.name.lower() == name.lower()
-                                                              for t in wh.list_tables(db, s))]
+            matches = [
+                s for s in wh.list_schemas(db) if any(t.name.lower() == name.lower() for t in wh.list_tables(db, s))
+            ]
             if len(matches) != 1:
                 raise InputError(
-                    f"Say which schema holds '{name}'" + (f" (found in {', '.join(matches)})." if matches
-                                                         else " — no schema has it."),
+                    f"Say which schema holds '{name}'"
+                    + (f" (found in {', '.join(matches)})." if matches else " — no schema has it."),
                     hint="Qualify the table as SCHEMA.TABLE; warehouse_list_tables shows where tables live.",
                 )
             sch = matches[0]
@@ -173,7 +181,9 @@ async def warehouse_describe_table(
                 hint="Check the name with warehouse_list_tables (names are case-sensitive on Snowflake when quoted).",
             )
         return TableDescription(
-            database=db, schema_name=sch, table=name,
+            database=db,
+            schema_name=sch,
+            table=name,
             columns=[ColumnEntry(name=c.name, type=c.type, nullable=c.nullable, comment=c.comment) for c in columns],
         )
 

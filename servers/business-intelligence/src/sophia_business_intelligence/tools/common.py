@@ -7,7 +7,6 @@ from typing import Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
-
 from sophia_shared.server import state_of
 from sophia_shared.workers import run_blocking
 
@@ -33,7 +32,7 @@ def bi_state(ctx: Context[Any, Any]) -> BIState:
     return state_of(ctx, BIState)
 
 
-def render_table(columns: list[str], rows: list[list[Any]], *, max_cell: int = 60) -> str:
+def render_table(columns: list[str], rows: list[list[Any]], *, max_cell: int = 80) -> str:
     """A compact pipe table for the text rendering (the structured content has the full values)."""
 
     def cell(value: Any) -> str:

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
-
 from sophia_shared.output import Cursor, cap_rows, json_safe, request_digest
 from sophia_shared.server import ToolResult, sophia_tool
 
@@ -33,8 +32,10 @@ class QueryResult(ToolResult):
         names = [c.name for c in self.columns]
         first, last = self.offset + 1, self.offset + self.row_count
         if self.truncated:
-            status = (f"Rows {first}–{last} shown; more rows exist. "
-                      f"Call warehouse_query again with the same sql and cursor=\"{self.next_cursor}\".")
+            status = (
+                f"Rows {first}–{last} shown; more rows exist. "
+                f'Call warehouse_query again with the same sql and cursor="{self.next_cursor}".'
+            )
         else:
             status = f"{self.row_count} row(s)" + (f" (rows {first}–{last})" if self.offset else "") + "."
         table = render_table(names, self.rows) if names else "(no result columns)"
@@ -46,8 +47,10 @@ async def warehouse_query(
     ctx: Context[Any, Any],
     sql: Annotated[
         str,
-        Field(description="Exactly one read-only statement in Snowflake SQL: SELECT, WITH … SELECT, SHOW, "
-              "DESCRIBE or EXPLAIN. Use ? placeholders for values and pass them in params."),
+        Field(
+            description="Exactly one read-only statement in Snowflake SQL: SELECT, WITH … SELECT, SHOW, "
+            "DESCRIBE or EXPLAIN. Use ? placeholders for values and pass them in params."
+        ),
     ],
     params: Annotated[
         list[Any],
@@ -76,8 +79,14 @@ async def warehouse_query(
     start = Cursor.decode(cursor, digest=digest) if cursor else Cursor(digest, 0)
     page = await on_warehouse(
         ctx,
-        lambda wh, cancel: wh.query(checked.sql, params=params, offset=start.offset, max_rows=max_rows,
-                                    handle=start.handle, cancel=cancel),
+        lambda wh, cancel: wh.query(
+            checked.sql,
+            params=params,
+            offset=start.offset,
+            max_rows=max_rows,
+            handle=start.handle,
+            cancel=cancel,
+        ),
     )
     rows = [[json_safe(v) for v in row] for row in page.rows]
     kept, cut = cap_rows(rows, max_rows=max_rows)

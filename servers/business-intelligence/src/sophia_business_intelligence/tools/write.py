@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
-
 from sophia_shared.server import ToolResult, sophia_tool
 
 from ..sql_guard import check_write
@@ -24,15 +23,21 @@ class WriteResult(ToolResult):
 
 
 @sophia_tool(
-    "warehouse_execute", title="Execute one DDL/DML statement", read_only=False, destructive=True,
-    idempotent=False, writes=True,
+    "warehouse_execute",
+    title="Execute one DDL/DML statement",
+    read_only=False,
+    destructive=True,
+    idempotent=False,
+    writes=True,
 )
 async def warehouse_execute(
     ctx: Context[Any, Any],
     sql: Annotated[
         str,
-        Field(description="Exactly one DDL or DML statement in Snowflake SQL (CREATE, ALTER, DROP, INSERT, "
-              "UPDATE, DELETE, MERGE, TRUNCATE). Use ? placeholders for values."),
+        Field(
+            description="Exactly one DDL or DML statement in Snowflake SQL (CREATE, ALTER, DROP, INSERT, "
+            "UPDATE, DELETE, MERGE, TRUNCATE). Use ? placeholders for values."
+        ),
     ],
     params: Annotated[list[Any], Field(description="Values bound to the ? placeholders, in order.")] = [],  # noqa: B006
 ) -> WriteResult:

@@ -1,0 +1,169 @@
+"""Registered secrets never leave a server: text, structures, encodings, and every part of a log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from urllib.parse import quote, quote_plus
+
+import pytest
+from sophia_shared.logs import configure_logging
+from sophia_shared.redaction import MASK, REDACTOR, mask, redact, redact_obj, register_secret
+
+SECRET = "sk-live-4f9a8b7c6d5e"
+
+
+@pytest.fixture(autouse=True)
+def clean_redactor() -> Iterator[None]:
+    REDACTOR.clear()
+    yield
+    REDACTOR.clear()
+
+
+@pytest.fixture
+def clean_root_logger() -> Iterator[None]:
+    """A root logger without handlers for the test; the previous handlers come back afterwards."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    for handler in saved_handlers:
+        root.removeHandler(handler)
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved_handlers:
+        root.addHandler(handler)
+    root.setLevel(saved_level)
+
+
+def sophia_logger() -> logging.Logger:
+    # Called inside the test: the handler binds sys.stderr, which must be capsys's live one.
+    configure_logging("INFO")
+    return logging.getLogger("sophia_test.redaction")
+
+
+def test_registered_secret_is_masked_in_text() -> None:
+    register_secret(SECRET)
+    assert redact(f"auth failed for key {SECRET} (twice: {SECRET})") == f"auth failed for key {MASK} (twice: {MASK})"
+
+
+def test_nothing_registered_leaves_text_untouched() -> None:
+    assert redact(f"key {SECRET}") == f"key {SECRET}"
+    assert redact_obj({"k": SECRET}) == {"k": SECRET}
+
+
+def test_secrets_masked_in_nested_structures_including_keys() -> None:
+    register_secret(SECRET)
+    data = {
+        "rows": [[1, f"token={SECRET}"], (SECRET, 2.5)],
+        SECRET: {"inner": [None, True, f"x{SECRET}y"]},
+    }
+    assert redact_obj(data) == {
+        "rows": [[1, f"token={MASK}"], [MASK, 2.5]],
+        MASK: {"inner": [None, True, f"x{MASK}y"]},
+    }
+    assert SECRET not in json.dumps(redact_obj(data))
+
+
+def test_url_encoded_variants_are_masked() -> None:
+    secret = "p@ss w0rd/with+signs&more"
+    register_secret(secret)
+    for encoded in (quote(secret, safe=""), quote_plus(secret)):
+        assert encoded != secret
+        assert redact(f"https://x.test/?key={encoded}&a=1") == f"https://x.test/?key={MASK}&a=1"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ['quote"inside-token', "back\\slash\\token", "tab\tand\nnewline", "unicodé-pässword"],
+)
+def test_json_escaped_variants_are_masked(secret: str) -> None:
+    register_secret(secret)
+    for echoed in (json.dumps({"password": secret}), json.dumps({"password": secret}, ensure_ascii=False)):
+        assert redact(echoed) == json.dumps({"password": MASK})
+
+
+def test_short_values_are_ignored() -> None:
+    for value in ("", None, "a", "ab", "abc"):
+        register_secret(value)
+    assert redact("a cab abc ab") == "a cab abc ab"
+    register_secret("abcd")
+    assert redact("xabcdx") == f"x{MASK}x"
+
+
+def test_longest_secret_wins_when_one_contains_another() -> None:
+    register_secret("abcd")
+    register_secret("abcdefgh-long")
+    assert redact("abcdefgh-long") == MASK
+
+
+def test_clear_forgets_every_secret() -> None:
+    register_secret(SECRET)
+    REDACTOR.clear()
+    assert redact(SECRET) == SECRET
+
+
+@pytest.mark.parametrize("value", ["abcd", "abcdefgh", "abcdefghi", SECRET, "x" * 200])
+def test_mask_never_shows_more_than_two_characters(value: str) -> None:
+    shown = mask(value)
+    assert value not in shown
+    assert str(len(value)) in shown
+    visible = shown.split("…")[0] if "…" in shown else ""
+    assert len(visible) <= 2
+    assert value[2:5] not in shown
+
+
+def test_mask_of_empty_is_empty() -> None:
+    assert mask("") == ""
+    assert mask(None) == ""
+
+
+def test_log_messages_and_args_are_masked(clean_root_logger: None, capsys: pytest.CaptureFixture[str]) -> None:
+    log = sophia_logger()
+    register_secret(SECRET)
+    log.warning(f"message holds {SECRET}")
+    log.warning("args hold %s and %r", SECRET, {"key": SECRET})
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    assert f"message holds {MASK}" in err
+    assert f"args hold {MASK} and {{'key': '{MASK}'}}" in err
+
+
+def test_exception_tracebacks_in_logs_are_masked(clean_root_logger: None, capsys: pytest.CaptureFixture[str]) -> None:
+    log = sophia_logger()
+    register_secret(SECRET)
+    try:
+        raise RuntimeError(f"vendor echoed {SECRET}")
+    except RuntimeError:
+        log.exception("call failed")
+    err = capsys.readouterr().err
+    assert "Traceback" in err
+    assert f"RuntimeError: vendor echoed {MASK}" in err
+    assert SECRET not in err
+
+
+def test_stack_info_in_logs_is_masked(clean_root_logger: None, capsys: pytest.CaptureFixture[str]) -> None:
+    log = sophia_logger()
+
+    def frame_whose_source_line_holds_the_secret() -> None:
+        log.info("where am I", stack_info=True)  # sk-live-4f9a8b7c6d5e
+
+    register_secret(SECRET)
+    frame_whose_source_line_holds_the_secret()
+    err = capsys.readouterr().err
+    assert "Stack (most recent call last)" in err
+    assert SECRET not in err
+
+
+def test_logs_go_to_stderr_only(clean_root_logger: None, capsys: pytest.CaptureFixture[str]) -> None:
+    sophia_logger().info("hello from a server")
+    captured = capsys.readouterr()
+    assert "hello from a server" in captured.err
+    assert captured.out == ""
+
+
+def test_configure_logging_is_idempotent(clean_root_logger: None, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO")
+    configure_logging("INFO")
+    sophia_logger().info("once")
+    assert capsys.readouterr().err.count("once") == 1

@@ -1,0 +1,389 @@
+"""Settings: environment → Pulumi ESC → local ESC-format file → .env, with source labels, the ESC
+cache, key rotation and redaction. Most tests inject an ESC opener; the last ones go through the
+real SDK against the fake ESC server."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sophia_shared.errors import AuthError, BackendError, ConfigError
+from sophia_shared.redaction import MASK, redact
+from sophia_shared.settings import Settings, SourceValues, call_with_auth_refresh
+
+from tests.fakes.esc_server import VALID_TOKEN, FakeEscServer, Secret, run_fake_esc
+
+REF = "acme/sophia/dev"
+TOKEN = "pul-settings-token-abcdef123"
+ESC_ON = {"SOPHIA_ESC_ENV": REF, "PULUMI_ACCESS_TOKEN": TOKEN}
+
+
+@dataclass
+class StubEsc:
+    """An injected ESC opener that records its calls; change `values` to rotate."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    secrets: frozenset[str] = frozenset()
+    ttl: float = 3600.0
+    error: ConfigError | None = None
+    calls: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def __call__(self, ref: str, token: str, backend_url: str | None) -> SourceValues:
+        self.calls.append((ref, token, backend_url))
+        if self.error is not None:
+            raise self.error
+        return SourceValues(f"esc:{ref}", dict(self.values), self.secrets, time.time() + self.ttl)
+
+
+def make_settings(
+    tmp_path: Path,
+    environ: dict[str, str] | None = None,
+    *,
+    esc: StubEsc | None = None,
+    esc_file: str | None = None,
+    dotenv: str | None = None,
+) -> Settings:
+    if esc_file is not None:
+        (tmp_path / "esc.yaml").write_text(esc_file, encoding="utf-8")
+    if dotenv is not None:
+        (tmp_path / ".env").write_text(dotenv, encoding="utf-8")
+    env = {"SOPHIA_ESC_FILE": str(tmp_path / "esc.yaml"), "SOPHIA_DOTENV": str(tmp_path / ".env")}
+    return Settings({**env, **(environ or {})}, cwd=tmp_path, esc_opener=esc)
+
+
+def source_of(settings: Settings, name: str) -> tuple[str, str] | None:
+    found = settings.resolve(name)
+    return (found.value, found.source) if found is not None else None
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No developer `esc` CLI on PATH and no proxy in front of the local fake."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+FILE_YAML = """\
+values:
+  environmentVariables:
+    SNOWFLAKE_ACCOUNT: file-account
+  business_intelligence:
+    snowflake-user: file-user
+    snowflake-role: file-role
+    snowflake-schema: {fn::secret: "file-secret-schema"}
+"""
+DOTENV = (
+    "SNOWFLAKE_ACCOUNT=dotenv-account\nSNOWFLAKE_USER=dotenv-user\nSNOWFLAKE_ROLE=dotenv-role\n"
+    "SNOWFLAKE_WAREHOUSE=dotenv-wh\nPINECONE_API_KEY=pc-dotenv-key\n"
+)
+
+
+# -- order and labels -----------------------------------------------------------------------------
+
+
+def test_each_setting_comes_from_the_first_source_that_has_it(tmp_path: Path) -> None:
+    esc = StubEsc({"SNOWFLAKE_ACCOUNT": "esc-account", "SNOWFLAKE_USER": "esc-user"})
+    settings = make_settings(
+        tmp_path, {**ESC_ON, "SNOWFLAKE_ACCOUNT": "env-account"}, esc=esc, esc_file=FILE_YAML, dotenv=DOTENV
+    )
+
+    assert source_of(settings, "SNOWFLAKE_ACCOUNT") == ("env-account", "env")
+    assert source_of(settings, "SNOWFLAKE_USER") == ("esc-user", f"esc:{REF}")
+    assert source_of(settings, "SNOWFLAKE_ROLE") == ("file-role", "file")
+    assert source_of(settings, "SNOWFLAKE_WAREHOUSE") == ("dotenv-wh", "dotenv")
+    assert source_of(settings, "SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS") == ("120", "default")
+    assert settings.resolve("SNOWFLAKE_DATABASE") is None
+
+
+def test_an_empty_value_falls_through_to_the_next_source(tmp_path: Path) -> None:
+    esc = StubEsc({"SNOWFLAKE_USER": ""})
+    settings = make_settings(tmp_path, {**ESC_ON, "SNOWFLAKE_USER": ""}, esc=esc, esc_file=FILE_YAML)
+
+    assert source_of(settings, "SNOWFLAKE_USER") == ("file-user", "file")
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+
+def test_secrets_from_every_source_are_registered_with_the_redactor(tmp_path: Path) -> None:
+    esc = StubEsc(
+        {"DATABASE_URL": "postgres://u:esc-pw@db/x", "SNOWFLAKE_ACCOUNT": "esc-account", "UNUSED_FLAG": "never-read"},
+        secrets=frozenset({"DATABASE_URL", "UNUSED_FLAG"}),
+    )
+    settings = make_settings(
+        tmp_path,
+        {**ESC_ON, "OPENROUTER_API_KEY": "sk-or-env-key"},
+        esc=esc,
+        esc_file=FILE_YAML,
+        dotenv=DOTENV,
+    )
+
+    database = settings.resolve("DATABASE_URL")
+    assert database is not None and database.secret  # ESC's flag, although the name is harmless
+    assert database.display() != database.value
+    settings.resolve("SNOWFLAKE_SCHEMA")  # a fn::secret literal in the file
+    settings.resolve("PINECONE_API_KEY")  # a secret by name, from .env
+
+    text = "postgres://u:esc-pw@db/x file-secret-schema pc-dotenv-key sk-or-env-key never-read esc-account"
+    # Every secret the opened source flagged is masked, even one nobody resolved; plain values are not.
+    assert redact(text) == " ".join([MASK] * 5 + ["esc-account"])
+    assert redact(TOKEN) == MASK
+
+
+# -- bootstrap ------------------------------------------------------------------------------------
+
+
+def test_bootstrap_settings_never_come_from_esc_or_the_file(tmp_path: Path) -> None:
+    esc = StubEsc(
+        {
+            "PULUMI_BACKEND_URL": "https://evil.example",
+            "PULUMI_ACCESS_TOKEN": "pul-token-inside-esc",
+            "SOPHIA_ESC_ENV": "other/project/env",
+            "SNOWFLAKE_USER": "esc-user",
+        }
+    )
+    settings = make_settings(
+        tmp_path,
+        ESC_ON,
+        esc=esc,
+        esc_file="values:\n  environmentVariables:\n    PULUMI_BACKEND_URL: https://file.example\n",
+        dotenv="PULUMI_BACKEND_URL=https://api.example.test\n",
+    )
+
+    assert source_of(settings, "SNOWFLAKE_USER") == ("esc-user", f"esc:{REF}")
+    assert source_of(settings, "PULUMI_BACKEND_URL") == ("https://api.example.test", "dotenv")
+    assert source_of(settings, "PULUMI_ACCESS_TOKEN") == (TOKEN, "env")
+    assert source_of(settings, "SOPHIA_ESC_ENV") == (REF, "env")
+    settings.refresh_esc()
+    assert esc.calls == [(REF, TOKEN, "https://api.example.test")] * 2
+    # A token found inside ESC is not used, but it is still a secret.
+    assert redact("pul-token-inside-esc") == MASK
+
+
+@pytest.mark.parametrize("missing", ["SOPHIA_ESC_ENV", "PULUMI_ACCESS_TOKEN"])
+def test_esc_is_not_opened_without_ref_and_token(tmp_path: Path, missing: str) -> None:
+    esc = StubEsc({"SNOWFLAKE_USER": "esc-user"})
+    environ = {k: v for k, v in ESC_ON.items() if k != missing}
+    settings = make_settings(tmp_path, environ, esc=esc, esc_file=FILE_YAML)
+
+    assert source_of(settings, "SNOWFLAKE_USER") == ("file-user", "file")
+    assert settings.refresh_esc() is False
+    assert esc.calls == []
+
+
+def test_esc_ref_and_token_may_come_from_dotenv(tmp_path: Path) -> None:
+    esc = StubEsc({"SNOWFLAKE_USER": "esc-user"})
+    settings = make_settings(tmp_path, esc=esc, dotenv=f"SOPHIA_ESC_ENV={REF}\nPULUMI_ACCESS_TOKEN={TOKEN}\n")
+
+    assert source_of(settings, "SNOWFLAKE_USER") == ("esc-user", f"esc:{REF}")
+    assert esc.calls == [(REF, TOKEN, None)]
+
+
+# -- failures of ESC and the file -----------------------------------------------------------------
+
+
+def test_unreachable_esc_leaves_the_other_sources_working(tmp_path: Path) -> None:
+    esc = StubEsc({"SNOWFLAKE_USER": "esc-user"})
+    esc.error = ConfigError("Pulumi ESC unreachable at https://api.pulumi.com: timed out.", hint="Check the network.")
+    settings = make_settings(tmp_path, ESC_ON, esc=esc, esc_file=FILE_YAML, dotenv=DOTENV)
+
+    assert source_of(settings, "SNOWFLAKE_USER") == ("file-user", "file")
+    assert source_of(settings, "SNOWFLAKE_WAREHOUSE") == ("dotenv-wh", "dotenv")
+    assert settings.esc_error is not None and "unreachable" in settings.esc_error
+    assert "Check the network." in settings.esc_error
+    assert len(esc.calls) == 1  # the failure is remembered for a while, not retried per setting
+
+    esc.error = None
+    assert settings.refresh_esc() is True
+    assert source_of(settings, "SNOWFLAKE_USER") == ("esc-user", f"esc:{REF}")
+    assert settings.esc_error is None
+
+
+def test_broken_esc_file_is_reported_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    broken = "values:\n  environmentVariables:\n    SNOWFLAKE_USER: [unclosed\n"
+    with caplog.at_level(logging.WARNING):
+        settings = make_settings(tmp_path, esc_file=broken, dotenv=DOTENV)
+        assert source_of(settings, "SNOWFLAKE_USER") == ("dotenv-user", "dotenv")
+
+    assert any("not valid YAML" in r.getMessage() and "line" in r.getMessage() for r in caplog.records)
+
+
+# -- cache and rotation ---------------------------------------------------------------------------
+
+
+def test_esc_values_are_cached_until_expires_at(tmp_path: Path) -> None:
+    esc = StubEsc({"SNOWFLAKE_USER": "esc-user", "SNOWFLAKE_ROLE": "esc-role"}, ttl=3600)
+    settings = make_settings(tmp_path, ESC_ON, esc=esc)
+
+    for _ in range(3):
+        assert settings.get("SNOWFLAKE_USER") == "esc-user"
+        assert settings.get("SNOWFLAKE_ROLE") == "esc-role"
+    assert len(esc.calls) == 1
+
+
+def test_expired_esc_values_are_reopened(tmp_path: Path) -> None:
+    esc = StubEsc({"SNOWFLAKE_USER": "esc-user-1"}, ttl=-1)  # already past its session
+    settings = make_settings(tmp_path, ESC_ON, esc=esc)
+
+    assert settings.get("SNOWFLAKE_USER") == "esc-user-1"
+    esc.values["SNOWFLAKE_USER"] = "esc-user-2"
+    assert settings.get("SNOWFLAKE_USER") == "esc-user-2"
+    assert len(esc.calls) == 2
+
+
+def test_refresh_esc_reopens_and_picks_up_a_rotated_secret(tmp_path: Path) -> None:
+    esc = StubEsc({"TAVILY_API_KEY": "tvly-old-key"})
+    settings = make_settings(tmp_path, ESC_ON, esc=esc)
+    assert settings.get("TAVILY_API_KEY") == "tvly-old-key"
+    esc.values["TAVILY_API_KEY"] = "tvly-new-key"
+    assert settings.get("TAVILY_API_KEY") == "tvly-old-key"  # cached: no re-open on its own
+
+    assert settings.refresh_esc() is True
+
+    assert settings.get("TAVILY_API_KEY") == "tvly-new-key"
+    assert len(esc.calls) == 2
+    assert redact("tvly-old-key tvly-new-key") == f"{MASK} {MASK}"
+
+
+def is_auth(exc: Exception) -> bool:
+    return isinstance(exc, AuthError)
+
+
+def test_call_with_auth_refresh_retries_once_with_the_rotated_key(tmp_path: Path) -> None:
+    esc = StubEsc({"TAVILY_API_KEY": "tvly-old-key"})
+    settings = make_settings(tmp_path, ESC_ON, esc=esc)
+    settings.get("TAVILY_API_KEY")
+    esc.values["TAVILY_API_KEY"] = "tvly-new-key"  # rotated in ESC; the vendor now rejects the old one
+    used: list[str | None] = []
+
+    def search() -> str:
+        used.append(settings.get("TAVILY_API_KEY"))
+        if used[-1] != "tvly-new-key":
+            raise AuthError("Tavily rejected the API key (HTTP 401).")
+        return "results"
+
+    assert call_with_auth_refresh(settings, search, is_auth) == "results"
+    assert used == ["tvly-old-key", "tvly-new-key"]
+    assert len(esc.calls) == 2
+
+
+def test_call_with_auth_refresh_gives_up_after_one_retry(tmp_path: Path) -> None:
+    esc = StubEsc({"TAVILY_API_KEY": "tvly-old-key"})
+    settings = make_settings(tmp_path, ESC_ON, esc=esc)
+    attempts: list[int] = []
+
+    def search() -> str:
+        attempts.append(1)
+        raise AuthError("Tavily rejected the API key (HTTP 401).")
+
+    with pytest.raises(AuthError):
+        call_with_auth_refresh(settings, search, is_auth)
+    assert len(attempts) == 2
+
+
+@pytest.mark.parametrize("esc_configured", [True, False])
+def test_call_with_auth_refresh_does_not_retry_other_failures(tmp_path: Path, esc_configured: bool) -> None:
+    esc = StubEsc({"TAVILY_API_KEY": "tvly-key"})
+    settings = make_settings(tmp_path, ESC_ON if esc_configured else {}, esc=esc)
+    attempts: list[int] = []
+
+    def failing(error: Exception) -> Callable[[], str]:
+        def action() -> str:
+            attempts.append(1)
+            raise error
+
+        return action
+
+    with pytest.raises(BackendError):
+        call_with_auth_refresh(settings, failing(BackendError("Tavily answered HTTP 500.")), is_auth)
+    # An auth error without ESC cannot be fixed by re-opening it either.
+    if not esc_configured:
+        with pytest.raises(AuthError):
+            call_with_auth_refresh(settings, failing(AuthError("rejected")), is_auth)
+    assert len(attempts) == (1 if esc_configured else 2)
+    assert esc.calls == []
+
+
+# -- end to end through the SDK and the fake ESC server -------------------------------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeEscServer]:
+    with run_fake_esc() as server:
+        server.put_environment(
+            REF,
+            {
+                "business_intelligence": {
+                    "snowflake-account": "esc-account",
+                    "snowflake-user": "esc-user",
+                    "snowflake-password": Secret("esc-pw-0001"),
+                },
+                "data_intelligence": {"tavily-api-key": Secret("tvly-esc-key-1")},
+                "environmentVariables": {"DATABASE_URL": Secret("postgres://u:esc-db@db/x")},
+            },
+        )
+        yield server
+
+
+def test_settings_read_esc_through_the_sdk(tmp_path: Path, fake: FakeEscServer) -> None:
+    environ = {**ESC_ON, "PULUMI_ACCESS_TOKEN": VALID_TOKEN, "PULUMI_BACKEND_URL": fake.url}
+    settings = make_settings(
+        tmp_path, {**environ, "SNOWFLAKE_ACCOUNT": "env-account"}, esc_file=FILE_YAML, dotenv=DOTENV
+    )
+
+    assert source_of(settings, "SNOWFLAKE_ACCOUNT") == ("env-account", "env")
+    assert source_of(settings, "SNOWFLAKE_USER") == ("esc-user", f"esc:{REF}")
+    assert source_of(settings, "SNOWFLAKE_ROLE") == ("file-role", "file")
+    assert source_of(settings, "SNOWFLAKE_WAREHOUSE") == ("dotenv-wh", "dotenv")
+    password = settings.resolve("SNOWFLAKE_PASSWORD")
+    assert password is not None and password.secret and password.display() != "esc-pw-0001"
+    assert redact("postgres://u:esc-db@db/x esc-pw-0001 esc-user") == f"{MASK} {MASK} esc-user"
+    assert fake.open_count(REF) == 1
+    assert settings.esc_error is None
+
+
+def test_rotated_secret_is_picked_up_through_the_sdk(tmp_path: Path, fake: FakeEscServer) -> None:
+    settings = make_settings(tmp_path, {**ESC_ON, "PULUMI_ACCESS_TOKEN": VALID_TOKEN, "PULUMI_BACKEND_URL": fake.url})
+    assert settings.get("TAVILY_API_KEY") == "tvly-esc-key-1"
+    fake.put_environment(REF, {"data_intelligence": {"tavily-api-key": Secret("tvly-esc-key-2")}})
+    assert settings.get("TAVILY_API_KEY") == "tvly-esc-key-1"  # cached for the session
+    assert fake.open_count(REF) == 1
+
+    def search() -> str:
+        key = settings.get("TAVILY_API_KEY")
+        if key != "tvly-esc-key-2":
+            raise AuthError("Tavily rejected the API key (HTTP 401).")
+        return "results"
+
+    assert call_with_auth_refresh(settings, search, is_auth) == "results"
+    assert fake.open_count(REF) == 2
+    assert redact("tvly-esc-key-1 tvly-esc-key-2") == f"{MASK} {MASK}"
+
+
+def test_unreachable_esc_end_to_end_keeps_file_and_dotenv(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = make_settings(tmp_path, {**ESC_ON, "PULUMI_BACKEND_URL": closed}, esc_file=FILE_YAML, dotenv=DOTENV)
+
+    assert source_of(settings, "SNOWFLAKE_USER") == ("file-user", "file")
+    assert source_of(settings, "SNOWFLAKE_WAREHOUSE") == ("dotenv-wh", "dotenv")
+    assert settings.esc_error is not None
+    assert "unreachable" in settings.esc_error and closed in settings.esc_error
+    assert TOKEN not in settings.esc_error
+
+
+def test_rejected_token_end_to_end_is_reported_without_the_token(tmp_path: Path, fake: FakeEscServer) -> None:
+    settings = make_settings(tmp_path, {**ESC_ON, "PULUMI_BACKEND_URL": fake.url}, dotenv=DOTENV)
+
+    assert source_of(settings, "SNOWFLAKE_USER") == ("dotenv-user", "dotenv")
+    assert settings.esc_error is not None and "PULUMI_ACCESS_TOKEN" in settings.esc_error
+    assert TOKEN not in settings.esc_error
