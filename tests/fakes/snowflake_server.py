@@ -4,12 +4,15 @@ The real `snowflake-connector-python` talks to it over HTTP, so tests exercise t
 login, binding, result and abort code. The recorder keeps what the connector sends (login bodies,
 SQL text, bindings, abort requests) so tests can check the wire, and can reject logins whose
 password is not the expected one, as Snowflake does (fakesnow itself accepts any credentials).
+It also runs one session's statements one at a time: Snowflake accepts concurrent statements in a
+session, but fakesnow shares one DuckDB cursor per session and breaks when they overlap.
 
 Use `run_fake_snowflake()` as a context manager, or the session-scoped `fake_snowflake` fixture.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import json
@@ -112,6 +115,7 @@ class _Recorder:
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], server: FakeSnowflakeServer):
         self.app = app
         self.server = server
+        self._session_locks: dict[str, asyncio.Lock] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,7 +148,12 @@ class _Recorder:
                 return {"type": "http.request", "body": raw, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        if path != QUERY_PATH:
+            await self.app(scope, replay, send)
+            return
+        lock = self._session_locks.setdefault(headers.get("authorization", ""), asyncio.Lock())
+        async with lock:
+            await self.app(scope, replay, send)
 
     def _rejects(self, body: dict[str, Any]) -> bool:
         expected = self.server.accepted_password
@@ -172,12 +181,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 @contextlib.contextmanager
 def run_fake_snowflake(host: str = "127.0.0.1", port: int = 0) -> Iterator[FakeSnowflakeServer]:
     """Start fakesnow's server (in-memory, shared across sessions) in a thread; stop it on exit."""
-    import fakesnow.server
     import uvicorn
+    from fakesnow.server import app  # `fakesnow.server` the attribute is a function of the same name
 
     server = FakeSnowflakeServer(host=host, port=port or free_port(host))
     config = uvicorn.Config(
-        _Recorder(fakesnow.server.app, server),
+        _Recorder(app, server),
         host=host,
         port=server.port,
         log_level="warning",

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from .bench_servers import SLEEP_SECONDS
+from .bench_probes import SLEEP_SECONDS
 
 PROTOCOL = "2025-11-25"
 

@@ -9,11 +9,8 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
-from typing import Annotated
 
-from pydantic import Field
-
-SLEEP_SECONDS = 0.5
+from .bench_probes import SLEEP_SECONDS
 
 
 def run_bare() -> None:
@@ -37,25 +34,9 @@ def run_bare() -> None:
 
 def run_bi_with_probes() -> None:
     from sophia_business_intelligence.server import SPEC
-    from sophia_shared.server import ToolResult, run_server, sophia_tool
-    from sophia_shared.workers import run_blocking
+    from sophia_shared.server import run_server
 
-    class Echo(ToolResult):
-        text: str
-
-        def render_text(self) -> str:
-            return self.text
-
-    @sophia_tool("bench_echo", title="Echo", read_only=True)
-    async def bench_echo(text: Annotated[str, Field(description="Text to echo.")]) -> Echo:
-        """Echo the text back (benchmark probe)."""
-        return Echo(text=text)
-
-    @sophia_tool("bench_sleep", title="Sleep", read_only=True)
-    async def bench_sleep() -> Echo:
-        """Block a worker thread for SLEEP_SECONDS, as a blocking vendor SDK would (benchmark probe)."""
-        await run_blocking(lambda: time.sleep(SLEEP_SECONDS))
-        return Echo(text="slept")
+    from .bench_probes import bench_echo, bench_sleep
 
     run_server(replace(SPEC, tools=[*SPEC.tools, bench_echo, bench_sleep]))
 

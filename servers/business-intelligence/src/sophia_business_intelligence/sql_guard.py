@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from sophia_shared.errors import PolicyError
 
@@ -365,7 +365,7 @@ def _tokenizer_class() -> Any:
     class StatementTokenizer(Snowflake.Tokenizer):  # type: ignore[misc,name-defined]
         # sqlglot swallows the text after EXPLAIN/CALL/... as one raw string; tokenize all of it so
         # every semicolon and comment is seen.
-        COMMANDS: set[Any] = set()  # noqa: RUF012
+        COMMANDS: ClassVar[set[Any]] = set()
 
     return StatementTokenizer
 
@@ -479,7 +479,7 @@ def _check_comment(body: str) -> None:
         )
 
 
-def _parse_one(text: str, dialect: str) -> exp.Expression:
+def _parse_one(text: str, dialect: str) -> exp.Expr:
     import sqlglot
     from sqlglot import exp
 
@@ -525,7 +525,7 @@ def _object_kind_from_words(words: list[str], tokens: list[Token]) -> str:
     rest = [token.text.upper() for token in tokens[1:8]]
     if words[:1] == ["COMMENT"]:
         rest = rest[rest.index("ON") + 1 :] if "ON" in rest else rest
-    rest = [word for word in rest if word not in _CREATE_MODIFIERS or word in ("MATERIALIZED",)]
+    rest = [word for word in rest if word not in _CREATE_MODIFIERS]
     for size in (3, 2, 1):
         candidate = " ".join(rest[:size])
         if candidate in _SECURITY_OBJECTS or candidate in _CODE_OBJECTS:
@@ -549,7 +549,7 @@ def _refuse_object_kind(verb: str, kind: str, *, write: bool) -> None:
         )
 
 
-def _classify(tree: exp.Expression, tokens: list[Token], *, write: bool, embedded: bool) -> tuple[str, bool]:
+def _classify(tree: exp.Expr, tokens: list[Token], *, write: bool, embedded: bool) -> tuple[str, bool]:
     """The statement type and whether it is a query; refuses anything the tool does not accept."""
     from sqlglot import exp
 
@@ -584,7 +584,7 @@ def _classify(tree: exp.Expression, tokens: list[Token], *, write: bool, embedde
     return statement_type, False
 
 
-def _query_type(tree: exp.Expression) -> str | None:
+def _query_type(tree: exp.Expr) -> str | None:
     from sqlglot import exp
 
     node = tree
@@ -597,11 +597,11 @@ def _query_type(tree: exp.Expression) -> str | None:
     return None
 
 
-def _has_with(node: exp.Expression) -> bool:
+def _has_with(node: exp.Expr) -> bool:
     return bool(node.args.get("with_") or node.args.get("with"))
 
 
-def _describe(tree: exp.Expression, tokens: list[Token]) -> str:
+def _describe(tree: exp.Expr, tokens: list[Token]) -> str:
     """A short upper-case name for a statement, e.g. 'DELETE', 'CREATE TABLE', 'MERGE'."""
     from sqlglot import exp
 
@@ -609,7 +609,7 @@ def _describe(tree: exp.Expression, tokens: list[Token]) -> str:
         return f"{str(tree.this).upper()} {_command_words(tree)}".strip()
     if isinstance(tree, (exp.Create, exp.Drop, exp.Alter)):
         kind = str(tree.args.get("kind") or "").upper()
-        verb = {exp.Create: "CREATE", exp.Drop: "DROP", exp.Alter: "ALTER"}[type(tree)]
+        verb = type(tree).__name__.upper()  # CREATE, DROP or ALTER
         return f"{verb} {kind}".strip()
     if isinstance(tree, exp.TruncateTable):
         return "TRUNCATE TABLE"
@@ -623,13 +623,13 @@ def _article(name: str) -> str:
     return f"an {name} statement" if name[:1] in "AEIOU" else f"a {name} statement"
 
 
-def _command_words(tree: exp.Command, count: int = 2) -> str:
+def _command_words(tree: exp.Command, count: int = 1) -> str:
     expression = tree.args.get("expression")
     text = expression if isinstance(expression, str) else getattr(expression, "name", "")
     return " ".join(text.split()[:count]).upper()
 
 
-def _write_type(tree: exp.Expression, tokens: list[Token]) -> str:
+def _write_type(tree: exp.Expr, tokens: list[Token]) -> str:
     """The statement type of an accepted write; refuses every other statement."""
     from sqlglot import exp
 
@@ -662,10 +662,10 @@ def _write_type(tree: exp.Expression, tokens: list[Token]) -> str:
     _refuse(f"{name} is not among the statements execute_write runs", WRITE_HINT)
 
 
-def _object_write_type(tree: exp.Expression) -> str:
+def _object_write_type(tree: exp.Expr) -> str:
     from sqlglot import exp
 
-    verb = {exp.Create: "CREATE", exp.Drop: "DROP", exp.Alter: "ALTER"}[type(tree)]
+    verb = type(tree).__name__.upper()  # CREATE, DROP or ALTER
     kind = str(tree.args.get("kind") or "").upper()
     if kind not in _WRITE_OBJECT_KINDS:
         _refuse_object_kind(verb, kind, write=True)
@@ -796,7 +796,7 @@ def _statement_nodes() -> tuple[type, ...]:
     return tuple(cls for name in names if isinstance(cls := getattr(exp, name, None), type))
 
 
-def _check_tree(tree: exp.Expression, *, write: bool, embedded: bool) -> None:
+def _check_tree(tree: exp.Expr, *, write: bool, embedded: bool) -> None:
     """Refuse statements nested inside the statement, acting functions and (embedded) file access."""
     from sqlglot import exp
 
@@ -832,7 +832,7 @@ def _check_tree(tree: exp.Expression, *, write: bool, embedded: bool) -> None:
             )
 
 
-def _is_part_of_root(node: exp.Expression, root: exp.Expression) -> bool:
+def _is_part_of_root(node: exp.Expr, root: exp.Expr) -> bool:
     """MERGE's WHEN actions, INSERT ALL's branches and ALTER's actions belong to the statement itself."""
     from sqlglot import exp
 
@@ -897,7 +897,7 @@ def _check_function(node: exp.Func, *, write: bool, embedded: bool) -> None:
         )
 
 
-def _in_table_position(node: exp.Expression) -> bool:
+def _in_table_position(node: exp.Expr) -> bool:
     from sqlglot import exp
 
     child, parent = node, node.parent
@@ -938,7 +938,7 @@ def _check_embedded_table(table: exp.Table) -> None:
 # --- the embedded translation -------------------------------------------------------------------------------
 
 
-def _to_duckdb(tree: exp.Expression) -> str:
+def _to_duckdb(tree: exp.Expr) -> str:
     from sqlglot.errors import ErrorLevel
 
     try:
@@ -952,7 +952,7 @@ def _to_duckdb(tree: exp.Expression) -> str:
         )
 
 
-def _check_duckdb_translation(tree: exp.Expression, *, write: bool, original: str) -> None:
+def _check_duckdb_translation(tree: exp.Expr, *, write: bool, original: str) -> None:
     """Check the DuckDB text the embedded warehouse will run, as DuckDB's dialect reads it."""
     from sqlglot import exp
 

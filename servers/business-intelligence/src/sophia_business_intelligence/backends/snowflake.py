@@ -150,9 +150,8 @@ class SnowflakeWarehouse:
 
     kind = "snowflake"
 
-    def __init__(self, settings: Settings, *, login_timeout: int = LOGIN_TIMEOUT_SECONDS) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.login_timeout = login_timeout
         self._lock = threading.Lock()
         self._conn: Any = None
         self._issued: OrderedDict[str, str] = OrderedDict()  # query id → fingerprint of sql + params
@@ -219,7 +218,7 @@ class SnowflakeWarehouse:
             application=APPLICATION,
             # Server-side binding: `?` placeholders, values sent apart from the SQL text.
             paramstyle="qmark",
-            login_timeout=self.login_timeout,
+            login_timeout=LOGIN_TIMEOUT_SECONDS,
             network_timeout=timeout + CLIENT_GRACE_SECONDS,
             session_parameters={
                 "QUERY_TAG": get("SNOWFLAKE_QUERY_TAG") or APPLICATION,
@@ -511,9 +510,7 @@ class SnowflakeWarehouse:
         index = next((i for i, d in enumerate(description) if d.name.lower() == "name"), 1)
         return sorted(str(r[index]) for r in rows)
 
-    def _in_database(
-        self, database: str, build: Callable[[str], str], params: Sequence[Any]
-    ) -> tuple[str, list[Any]]:
+    def _in_database(self, database: str, build: Callable[[str], str], params: Sequence[Any]) -> tuple[str, list[Any]]:
         """Run an INFORMATION_SCHEMA query in `database` (its stored name is returned with the rows)."""
         last: InputError | None = None
         for candidate in _name_candidates(database):

@@ -1,0 +1,124 @@
+"""The `sophia` command as a new user runs it: real processes, real stdio."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sophia_business_intelligence.demo_data import load_demo_dataset
+
+pytestmark = pytest.mark.slow
+SECRET = "pat-9d8c7b6a5f4e3d2c1b0a"
+
+
+def sophia(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sophia_cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+def test_demo_loads_data_and_answers_through_the_server(tmp_path: Path) -> None:
+    done = sophia("demo", env={"SOPHIA_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert (tmp_path / "warehouse.duckdb").exists()
+    assert "Wrote 20 accounts, 60 deals" in out
+    assert "CRM.DEALS | TABLE | 60" in out
+    assert "Which deals slipped this quarter" in out
+    assert "Legal sent back forty redlines on the liability cap" in out
+    assert "refused:" in out and "UNEXPECTEDLY" not in out
+
+
+def test_demo_is_deterministic(tmp_path: Path) -> None:
+    first = sophia("demo", env={"SOPHIA_DATA_DIR": str(tmp_path / "a")}).stdout
+    second = sophia("demo", env={"SOPHIA_DATA_DIR": str(tmp_path / "b")}).stdout
+
+    def strip(text: str) -> list[str]:  # timings and paths differ between runs
+        return [line for line in text.splitlines() if " ms" not in line and "Wrote" not in line]
+
+    assert strip(first) == strip(second)
+
+
+def test_call_prints_rows_and_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    load_demo_dataset(path)
+    env = {"SOPHIA_DUCKDB_PATH": str(path)}
+    ok = sophia("call", "bi", "warehouse_query", '{"sql": "SELECT COUNT(*) AS N FROM CRM.ACCOUNTS"}', "--json", env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["structuredContent"]["rows"] == [[20]]
+    refused = sophia("call", "bi", "warehouse_query", '{"sql": "DROP TABLE CRM.DEALS"}', env=env)
+    assert refused.returncode == 1
+    assert "refused" in refused.stderr.lower()
+    bad_json = sophia("call", "bi", "warehouse_query", "{sql: nope}", env=env)
+    assert bad_json.returncode == 2 and "not valid JSON" in bad_json.stderr
+    unknown = sophia("call", "bi", "no_such_tool", "{}", env=env)
+    assert unknown.returncode == 2 and "warehouse_query" in unknown.stderr
+    unknown_server = sophia("call", "nope", "x", "{}", env=env)
+    assert unknown_server.returncode == 2 and "business-intelligence" in unknown_server.stderr
+
+
+def test_tools_lists_every_server() -> None:
+    listing = sophia("tools", "bi")
+    assert listing.returncode == 0, listing.stderr
+    assert "warehouse_query" in listing.stdout and "read-only" in listing.stdout
+    assert "warehouse_execute" not in listing.stdout
+    for name in ("ai", "data", "infra"):
+        other = sophia("tools", name)
+        assert other.returncode == 0, other.stderr
+        assert "0 tool(s)" in other.stdout
+
+
+def test_doctor_shows_sources_and_masks_secrets(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"SNOWFLAKE_USER=ANALYST\nTAVILY_API_KEY={SECRET}\n")
+    env = {"SOPHIA_DOTENV": str(dotenv), "SOPHIA_DUCKDB_PATH": str(tmp_path / "wh.duckdb"), "SOPHIA_LOG_LEVEL": "INFO"}
+    done = sophia("doctor", "--timeout", "20", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ") and line.split()}
+    assert "dotenv" in lines["TAVILY_API_KEY"] and "chars" in lines["TAVILY_API_KEY"]
+    assert "SOPHIA_LOG_LEVEL" in lines and " env " in lines["SOPHIA_LOG_LEVEL"]
+    assert "business-intelligence warehouse" in done.stdout and " ok " in done.stdout
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_doctor_reports_an_unreachable_snowflake_without_hanging(tmp_path: Path) -> None:
+    env = {
+        "SNOWFLAKE_ACCOUNT": "acme-test",
+        "SNOWFLAKE_USER": "U",
+        "SNOWFLAKE_PASSWORD": SECRET,
+        "SNOWFLAKE_HOST": "127.0.0.1",
+        "SNOWFLAKE_PORT": "9",
+        "SNOWFLAKE_PROTOCOL": "http",
+    }
+    done = sophia("doctor", "--timeout", "8", env=env)
+    assert done.returncode == 1
+    assert "failed" in done.stdout or "timeout" in done.stdout
+    assert SECRET not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("client", ["cursor", "claude"])
+def test_config_is_ready_to_paste_and_inlines_no_secret(client: str) -> None:
+    done = sophia("config", client, env={"PULUMI_ACCESS_TOKEN": SECRET, "SOPHIA_ESC_ENV": "acme/sophia/dev"})
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)["mcpServers"]
+    assert set(config) == {
+        "sophia-business-intelligence",
+        "sophia-ai-intelligence",
+        "sophia-data-intelligence",
+        "sophia-infrastructure",
+    }
+    for server in config.values():
+        assert Path(server["command"]).is_absolute()
+        assert Path(server["command"]).exists()
+        assert server["env"]["SOPHIA_ESC_ENV"] == "acme/sophia/dev"
+    assert SECRET not in done.stdout
