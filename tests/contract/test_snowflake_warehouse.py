@@ -37,16 +37,7 @@ from sophia_business_intelligence.backends.snowflake import (
 from sophia_shared.errors import AuthError, BackendError, CancelledByClient, ConfigError, InputError
 from sophia_shared.settings import Settings, SourceValues
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `tests.fakes` is importable without pytest's pythonpath setting
-    sys.path.insert(0, str(ROOT))
-
-from tests.fakes.snowflake_server import (  # noqa: E402
-    QUERY_PATH,
-    FakeSnowflakeServer,
-    free_port,
-    run_fake_snowflake,
-)
+from tests.fakes.snowflake_server import QUERY_PATH, FakeSnowflakeServer, free_port, run_fake_snowflake
 
 # A statement fakesnow (DuckDB) needs about a second for: long enough to cancel mid-flight.
 SLOW_SQL = "SELECT COUNT(*) FROM range(14000) a, range(14000) b WHERE (a.range * b.range) % 7 = 3"
@@ -196,6 +187,18 @@ def test_close_then_use_reconnects(warehouse: SnowflakeWarehouse, server: FakeSn
     warehouse.ping()
     warehouse.close()
     warehouse.ping()
+    assert len(server.logins()) == 2
+
+
+def test_an_expired_session_logs_in_again_and_the_call_succeeds(
+    warehouse: SnowflakeWarehouse, server: FakeSnowflakeServer, database: str
+) -> None:
+    server.clear()
+    server.expire_sessions()
+    assert page(warehouse, f"SELECT COUNT(*) FROM {database}.S.T").rows == [[7]]
+    assert len(server.logins()) == 1
+    server.expire_sessions()
+    assert write(warehouse, f"DELETE FROM {database}.S.T WHERE ID = ?", [6]).rows_affected == 1
     assert len(server.logins()) == 2
 
 

@@ -87,6 +87,12 @@ class FakeSnowflakeServer:
     def aborts(self) -> list[dict[str, Any]]:
         return [r.body for r in self._snapshot() if r.path.endswith("abort-request")]
 
+    def expire_sessions(self) -> None:
+        """Forget every session, as Snowflake does when a session expires: the next call gets a 401."""
+        import fakesnow.server as fakesnow_server
+
+        fakesnow_server.sessions.clear()
+
     def clear(self) -> None:
         with self._lock:
             self.requests.clear()

@@ -1,7 +1,8 @@
-"""The SQL guard: what run_query and execute_write accept, and the bypasses they refuse."""
+"""The SQL guard: what warehouse_query and warehouse_execute accept, and the bypasses they refuse."""
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def refused_write(sql: str, *, embedded: bool = False) -> PolicyError:
     return caught.value
 
 
-# --- legitimate Snowflake analytics that run_query must accept -----------------------------------------
+# --- legitimate Snowflake analytics that warehouse_query must accept ------------------------------
 
 ANALYTICS_QUERIES = [
     "SELECT region, SUM(amount) AS revenue FROM sales GROUP BY region ORDER BY revenue DESC LIMIT 10",
@@ -171,7 +172,7 @@ def test_read_returns_the_statement_without_trailing_semicolons_or_comments(sql:
     assert check_read_only(sql).sql == kept
 
 
-# --- one statement only ----------------------------------------------------------------------------------
+# --- one statement only ---------------------------------------------------------------------------
 
 MULTI_STATEMENT = [
     "SELECT 1; DROP TABLE t",
@@ -218,12 +219,42 @@ def test_second_statement_error_says_how_many_and_what_to_do() -> None:
     assert "split the script" in error.agent_message()
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1 ->> DELETE FROM t",  # sqlglot alone reads this as JSON extraction inside one SELECT
+        "SHOW GRANTS ->> DELETE FROM t",
+        "SHOW TABLES ->> SELECT * FROM $1",
+        "SELECT * FROM t WHERE a = 1 ->> DROP TABLE t",
+    ],
+)
+def test_read_rejects_statements_chained_with_the_flow_operator(sql: str) -> None:
+    assert "flow operator" in refused_read(sql).message
+
+
+def test_sqlglot_alone_would_read_a_flow_chain_as_one_select() -> None:
+    (tree,) = sqlglot.parse("SELECT 1 ->> DELETE FROM t", read="snowflake")
+    assert isinstance(tree, sqlglot.exp.Select)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SHOW GRANTS ON TABLE t || x",
+        "SHOW GRANTS ON TABLE t; DELETE FROM t",
+        "SHOW GRANTS TO ROLE r -> x",
+    ],
+)
+def test_read_refuses_show_commands_with_operators(sql: str) -> None:
+    refused_read(sql)
+
+
 @pytest.mark.parametrize("sql", ["", "   ", ";", ";;;", "-- only a comment", "/* only a comment */", "\n;\n"])
 def test_read_rejects_empty_input(sql: str) -> None:
     assert "no SQL statement" in refused_read(sql).message
 
 
-# --- comment, quote and character tricks -----------------------------------------------------------------
+# --- comment, quote and character tricks ----------------------------------------------------------
 
 UNREADABLE = [
     "SELECT 'abc",
@@ -305,7 +336,7 @@ def test_non_text_is_refused() -> None:
     assert "expected SQL text" in refused_read(b"SELECT 1").message  # type: ignore[arg-type]
 
 
-# --- writes hidden in reads --------------------------------------------------------------------------------
+# --- writes hidden in reads -----------------------------------------------------------------------
 
 DML_AND_DDL_IN_READS = [
     "DELETE FROM t",
@@ -334,8 +365,8 @@ DML_AND_DDL_IN_READS = [
 @pytest.mark.parametrize("sql", DML_AND_DDL_IN_READS)
 def test_read_refuses_dml_and_ddl(sql: str) -> None:
     error = refused_read(sql)
-    assert "run_query" in error.message
-    assert "execute_write" in error.hint or "execute_write" in error.message
+    assert "warehouse_query" in error.message
+    assert "warehouse_execute" in error.hint or "warehouse_execute" in error.message
 
 
 @pytest.mark.parametrize(
@@ -386,7 +417,7 @@ def test_write_may_use_sequence_nextval() -> None:
     assert check_write("INSERT INTO t (id) SELECT seq.NEXTVAL").statement_type == "INSERT"
 
 
-# --- EXPLAIN -------------------------------------------------------------------------------------------------
+# --- EXPLAIN --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -436,10 +467,10 @@ def test_explain_analyze_of_delete_is_refused() -> None:
 
 
 def test_write_refuses_explain() -> None:
-    assert "use run_query" in refused_write("EXPLAIN DELETE FROM t").hint
+    assert "use warehouse_query" in refused_write("EXPLAIN DELETE FROM t").hint
 
 
-# --- Snowflake commands --------------------------------------------------------------------------------------
+# --- Snowflake commands ---------------------------------------------------------------------------
 
 SNOWFLAKE_COMMANDS = [
     ("USE DATABASE analytics", "session"),
@@ -472,6 +503,7 @@ SNOWFLAKE_COMMANDS = [
     ("RM @stage/x.csv", "deletes files"),
     ("UNDROP TABLE t", "restoring"),
     ("DECLARE c CURSOR FOR SELECT 1", "Scripting"),
+    ("WITH p AS PROCEDURE () RETURNS INT LANGUAGE SQL AS $$ BEGIN DELETE FROM t; END $$ CALL p()", "parsed"),
 ]
 
 
@@ -525,7 +557,7 @@ def test_write_refuses_acting_system_function_inside_insert() -> None:
     assert "SYSTEM$CANCEL_ALL_QUERIES" in refused_write("INSERT INTO t SELECT SYSTEM$CANCEL_ALL_QUERIES()").message
 
 
-# --- DuckDB commands ---------------------------------------------------------------------------------------------
+# --- DuckDB commands ------------------------------------------------------------------------------
 
 DUCKDB_COMMANDS = [
     "ATTACH 'other.db' AS other",
@@ -568,7 +600,7 @@ def test_embedded_write_refuses_duckdb_command(sql: str) -> None:
     refused_write(sql, embedded=True)
 
 
-# --- the embedded warehouse: files, other databases, the engine -----------------------------------------------
+# --- the embedded warehouse: files, other databases, the engine -----------------------------------
 
 FILE_READS = [
     "SELECT * FROM read_csv('/etc/passwd')",
@@ -720,7 +752,7 @@ def test_embedded_refuses_what_cannot_be_translated_faithfully() -> None:
     assert "translated to DuckDB" in error.message
 
 
-# --- real DuckDB: the guard, not the engine, is what stops these --------------------------------------------------
+# --- real DuckDB: the guard, not the engine, is what stops these ----------------------------------
 
 
 @pytest.fixture
@@ -811,7 +843,7 @@ def test_duckdb_attaches_and_writes_files_the_guard_refuses(tmp_path: Path) -> N
     assert Path(out).exists()
 
 
-# --- check_write -------------------------------------------------------------------------------------------------
+# --- check_write ----------------------------------------------------------------------------------
 
 WRITES = [
     ("INSERT INTO t VALUES (1)", "INSERT"),
@@ -901,8 +933,8 @@ def test_embedded_write_accepts_ddl_and_dml(sql: str, statement_type: str) -> No
 )
 def test_write_reports_queries_as_refused(sql: str) -> None:
     error = refused_write(sql)
-    assert "execute_write only runs DDL/DML" in error.message
-    assert "run_query" in error.hint
+    assert "warehouse_execute only runs DDL/DML" in error.message
+    assert "warehouse_query" in error.hint
 
 
 @pytest.mark.parametrize(
@@ -957,7 +989,38 @@ def test_write_refuses_security_code_and_hidden_statements(sql: str, why: str) -
     assert why in refused_write(sql).message
 
 
-# --- the DuckDB translation and module hygiene ---------------------------------------------------------------
+def test_accepted_sql_is_one_statement_to_duckdbs_own_parser() -> None:
+    # Seeded fuzz over quote, comment and separator fragments: whatever the guard accepts, DuckDB's
+    # lexer also sees as exactly one statement (raw text and the embedded translation alike).
+    fragments = [
+        " ", "\n", "\r\n", "\t", ";", "'", '"', "$$", "--", "//", "/*", "*/", "\\", "''", "x", ",", "(",
+        ")", "$", "DROP TABLE t", "DELETE FROM t", "FROM t", "/* c */", "-- c\n", "'a;b'", "$$;$$", '"a;b"',
+        "->>", "->", "#", "`",
+    ]  # fmt: skip
+    rng = random.Random(7)
+    con = duckdb.connect()
+    accepted = 0
+    for _ in range(1500):
+        sql = "SELECT 1 " + "".join(rng.choice(fragments) for _ in range(rng.randint(1, 8)))
+        try:
+            checked = check_read_only(sql)
+        except PolicyError:
+            continue
+        accepted += 1
+        try:
+            statements = con.extract_statements(checked.sql)
+        except duckdb.Error:
+            continue  # Snowflake-only syntax DuckDB cannot parse at all
+        assert len(statements) == 1, sql
+        try:
+            translated = duckdb_sql(sql)
+        except PolicyError:
+            continue
+        assert len(con.extract_statements(translated)) == 1, sql
+    assert accepted > 100
+
+
+# --- the DuckDB translation and module hygiene ----------------------------------------------------
 
 
 def test_duckdb_sql_drops_comments_and_translates() -> None:

@@ -1,6 +1,7 @@
 """The SQL statement policy of the business-intelligence server: the one place that decides what runs.
 
-`check_read_only` guards the read tool (run_query), `check_write` the gated write tool (execute_write).
+`check_read_only` guards the read tool (warehouse_query), `check_write` the gated write tool
+(warehouse_execute).
 SQL is read with sqlglot in the Snowflake dialect; for the embedded DuckDB warehouse the statement is
 also translated to DuckDB (`duckdb_sql`) and the translation is checked again, because that text is
 what DuckDB runs. Anything the guard cannot read with certainty is refused, never guessed at.
@@ -20,7 +21,10 @@ if TYPE_CHECKING:
     from sqlglot.tokens import Token
 
 __all__ = [
+    "EMBEDDED_TABLE_FUNCTIONS",
     "READ_ONLY_SYSTEM_FUNCTIONS",
+    "READ_TOOL",
+    "WRITE_TOOL",
     "CheckedStatement",
     "check_read_only",
     "check_write",
@@ -28,14 +32,16 @@ __all__ = [
 ]
 
 MAX_SQL_CHARS = 200_000
+READ_TOOL = "warehouse_query"  # the tools that call this guard, named in refusals so the caller can act
+WRITE_TOOL = "warehouse_execute"
 
 READ_HINT = (
-    "use run_query for reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN); writes need "
-    "SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE=1 and the execute_write tool"
+    f"use {READ_TOOL} for reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN); writes need "
+    f"SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE=1 and the {WRITE_TOOL} tool"
 )
 WRITE_HINT = (
-    "execute_write runs exactly one CREATE/ALTER/DROP/TRUNCATE of a TABLE, VIEW, SCHEMA or DATABASE, "
-    "or one INSERT, UPDATE, DELETE, MERGE or COMMENT ON; use run_query for reads"
+    f"{WRITE_TOOL} runs exactly one CREATE/ALTER/DROP/TRUNCATE of a TABLE, VIEW, SCHEMA or DATABASE, "
+    f"or one INSERT, UPDATE, DELETE, MERGE or COMMENT ON; use {READ_TOOL} for reads"
 )
 ONE_STATEMENT_HINT = "send one statement per call: split the script and call the tool once per statement"
 PARSE_HINT = (
@@ -211,7 +217,7 @@ _REFUSED_LEADING: dict[str, tuple[str, str]] = {
     "KILL": ("it cancels other sessions' work", SESSION_HINT),
     "LOCK": ("it takes locks other sessions wait on", WRITE_HINT),
     "UNLOCK": ("it releases locks", WRITE_HINT),
-    "UNDROP": ("restoring dropped objects is not among the statements execute_write runs", WRITE_HINT),
+    "UNDROP": (f"restoring dropped objects is not among the statements {WRITE_TOOL} runs", WRITE_HINT),
 }
 
 # CREATE/ALTER/DROP/COMMENT of these objects administer the account, handle security or run code.
@@ -324,7 +330,7 @@ def duckdb_sql(sql: str) -> str:
     return _to_duckdb(_parse_one(text, "snowflake"))
 
 
-# --- the pipeline ------------------------------------------------------------------------------------
+# --- the pipeline ---------------------------------------------------------------------------------
 
 
 def _guarded(sql: str, *, write: bool, embedded: bool) -> CheckedStatement:
@@ -352,10 +358,10 @@ def _refuse(why: str, hint: str) -> NoReturn:
 
 
 def _tool(write: bool) -> str:
-    return "execute_write" if write else "run_query"
+    return WRITE_TOOL if write else READ_TOOL
 
 
-# --- reading the text: one statement, nothing hidden ---------------------------------------------------
+# --- reading the text: one statement, nothing hidden ----------------------------------------------
 
 
 @functools.cache
@@ -388,7 +394,10 @@ def _single_statement(sql: str) -> tuple[str, list[Token]]:
     if not isinstance(sql, str):
         _refuse(f"expected SQL text, got {type(sql).__name__}", PARSE_HINT)
     if len(sql) > MAX_SQL_CHARS:
-        _refuse(f"the SQL is {len(sql):,} characters long (limit {MAX_SQL_CHARS:,})", ONE_STATEMENT_HINT)
+        _refuse(
+            f"the SQL is {len(sql):,} characters long (limit {MAX_SQL_CHARS:,})",
+            "shorten the statement; pass data as bound parameters instead of inline literals",
+        )
     _refuse_ambiguous_characters(sql)
     tokens = _tokenize(sql)
     _check_between_tokens(sql, tokens)
@@ -402,6 +411,13 @@ def _single_statement(sql: str) -> tuple[str, list[Token]]:
         else:
             segments[-1].append(token)
     statements = [segment for segment in segments if segment]
+    if any(token.token_type == TokenType.DARROW for token in tokens):
+        # sqlglot reads `->>` as JSON extraction (so `SELECT 1 ->> DELETE FROM t` parses as one SELECT);
+        # Snowflake reads it as the flow operator, which runs the next statement.
+        _refuse(
+            "the SQL uses ->>, which Snowflake reads as the flow operator that chains another statement",
+            ONE_STATEMENT_HINT,
+        )
     if not statements:
         _refuse("no SQL statement was given (only whitespace, comments or semicolons)", PARSE_HINT)
     if len(statements) > 1:
@@ -501,11 +517,19 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:200]
 
 
+def _words(tokens: list[Token]) -> list[str]:
+    """Upper-case keywords and names; quoted names and literals become "" so they never match a keyword."""
+    from sqlglot.tokens import TokenType
+
+    quoted = {TokenType.IDENTIFIER, TokenType.STRING, TokenType.RAW_STRING, TokenType.NATIONAL_STRING}
+    return ["" if token.token_type in quoted else token.text.upper() for token in tokens]
+
+
 def _leading_words(tokens: list[Token], count: int = 4) -> list[str]:
-    return [token.text.upper() for token in tokens[:count]]
+    return _words(tokens[:count])
 
 
-# --- what kind of statement it is ------------------------------------------------------------------------
+# --- what kind of statement it is -----------------------------------------------------------------
 
 
 def _refuse_by_leading_words(words: list[str], tokens: list[Token], *, write: bool) -> None:
@@ -522,7 +546,7 @@ def _refuse_by_leading_words(words: list[str], tokens: list[Token], *, write: bo
 
 
 def _object_kind_from_words(words: list[str], tokens: list[Token]) -> str:
-    rest = [token.text.upper() for token in tokens[1:8]]
+    rest = _words(tokens[1:8])
     if words[:1] == ["COMMENT"]:
         rest = rest[rest.index("ON") + 1 :] if "ON" in rest else rest
     rest = [word for word in rest if word not in _CREATE_MODIFIERS]
@@ -539,7 +563,7 @@ def _refuse_object_kind(verb: str, kind: str, *, write: bool) -> None:
         _refuse(
             f"{verb} {kind} is not allowed in {_tool(write)}: it administers accounts, privileges, "
             "secrets or network access",
-            "ask an administrator; execute_write only changes tables, views, schemas and databases",
+            f"ask an administrator; {WRITE_TOOL} only changes tables, views, schemas and databases",
         )
     if kind in _CODE_OBJECTS:
         _refuse(
@@ -564,24 +588,40 @@ def _classify(tree: exp.Expr, tokens: list[Token], *, write: bool, embedded: boo
                 f"SHOW {_command_words(tree)} is only available on Snowflake, not in the embedded DuckDB warehouse",
                 "query information_schema, or use the list/describe tools",
             )
+        _check_show_command(tokens)
         query_type = "SHOW"  # Snowflake SHOW only ever reads metadata; sqlglot knows few of its forms
     if query_type is not None:
         if write and tree.find(exp.Into):
-            _refuse("SELECT ... INTO creates a table", "use CREATE TABLE ... AS SELECT in execute_write")
+            _refuse("SELECT ... INTO creates a table", f"use CREATE TABLE ... AS SELECT in {WRITE_TOOL}")
         if write:
-            _refuse(f"execute_write only runs DDL/DML, and this is a {query_type} query", "use run_query")
+            _refuse(f"{WRITE_TOOL} only runs DDL/DML, and this is a {query_type} query", f"use {READ_TOOL}")
         _check_tree(tree, write=False, embedded=embedded)
         return query_type, True
 
     if not write:
         _refuse(
-            f"run_query only runs read-only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) and this is "
+            f"{READ_TOOL} only runs read-only queries (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) and this is "
             f"{_article(_describe(tree, tokens))}",
             READ_HINT,
         )
     statement_type = _write_type(tree, tokens)
     _check_tree(tree, write=True, embedded=embedded)
     return statement_type, False
+
+
+_SHOW_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+def _check_show_command(tokens: list[Token]) -> None:
+    """A SHOW that sqlglot only reads as a Command: names, literals, LIKE/IN/LIMIT words, nothing else."""
+    from sqlglot.tokens import TokenType
+
+    literal_types = {TokenType.STRING, TokenType.IDENTIFIER, TokenType.NUMBER, TokenType.RAW_STRING}
+    for token in tokens:
+        if token.token_type in literal_types or token.text in {".", ",", "(", ")", "=", "*"}:
+            continue
+        if not _SHOW_WORD.fullmatch(token.text):
+            _refuse(f"{token.text!r} has no place in a SHOW command", READ_HINT)
 
 
 def _query_type(tree: exp.Expr) -> str | None:
@@ -615,8 +655,8 @@ def _describe(tree: exp.Expr, tokens: list[Token]) -> str:
         return "TRUNCATE TABLE"
     if isinstance(tree, exp.MultitableInserts):
         return "INSERT"
-    words = [token.text.upper() for token in tokens[:1]]
-    return words[0] if words else type(tree).__name__.upper()
+    words = _words(tokens[:1])
+    return words[0] if words and words[0] else type(tree).__name__.upper()
 
 
 def _article(name: str) -> str:
@@ -659,7 +699,7 @@ def _write_type(tree: exp.Expr, tokens: list[Token]) -> str:
             "its effect cannot be checked",
             WRITE_HINT,
         )
-    _refuse(f"{name} is not among the statements execute_write runs", WRITE_HINT)
+    _refuse(f"{name} is not among the statements {WRITE_TOOL} runs", WRITE_HINT)
 
 
 def _object_write_type(tree: exp.Expr) -> str:
@@ -689,7 +729,7 @@ def _alter_schema_or_database(tokens: list[Token]) -> str:
     """ALTER SCHEMA/DATABASE, which sqlglot only reads as a Command: accept a few exact token shapes."""
     from sqlglot.tokens import TokenType
 
-    words = [token.text.upper() for token in tokens]
+    words = _words(tokens)
     kind = words[1] if len(words) > 1 else ""
     if kind not in ("SCHEMA", "DATABASE"):
         _refuse_object_kind("ALTER", _object_kind_from_words(words, tokens), write=True)
@@ -741,7 +781,7 @@ def _skip_name(tokens: list[Token], i: int) -> int:
 
 def _explain_parts(tokens: list[Token]) -> tuple[bool, int]:
     """For EXPLAIN [ANALYZE] [USING TEXT|JSON|TABULAR] <statement>: (analyze?, index of the statement)."""
-    words = [token.text.upper() for token in tokens]
+    words = _words(tokens)
     i = 1
     analyze = words[i : i + 1] in (["ANALYZE"], ["ANALYSE"])
     i += analyze
@@ -759,7 +799,7 @@ def _explain_parts(tokens: list[Token]) -> tuple[bool, int]:
 def _check_explain(text: str, tokens: list[Token], *, write: bool, embedded: bool) -> CheckedStatement:
     """EXPLAIN is judged by what it wraps: only a read-only query (DuckDB's EXPLAIN ANALYZE runs it)."""
     if write:
-        _refuse("execute_write only runs DDL/DML, and EXPLAIN is a query", "use run_query")
+        _refuse(f"{WRITE_TOOL} only runs DDL/DML, and EXPLAIN is a query", f"use {READ_TOOL}")
     analyze, i = _explain_parts(tokens)
     label = "EXPLAIN ANALYZE" if analyze else "EXPLAIN"
     because = " because it executes the statement" if analyze else ""
@@ -777,7 +817,7 @@ def _check_explain(text: str, tokens: list[Token], *, write: bool, embedded: boo
     return CheckedStatement(sql=text, statement_type="EXPLAIN", is_query=True)
 
 
-# --- walking the tree -------------------------------------------------------------------------------------
+# --- walking the tree -----------------------------------------------------------------------------
 
 
 @functools.cache
@@ -811,7 +851,7 @@ def _check_tree(tree: exp.Expr, *, write: bool, embedded: bool) -> None:
         if isinstance(node, exp.Into):
             _refuse(
                 "SELECT ... INTO creates a table",
-                "use CREATE TABLE ... AS SELECT in execute_write" if write else READ_HINT,
+                f"use CREATE TABLE ... AS SELECT in {WRITE_TOOL}" if write else READ_HINT,
             )
         if isinstance(node, exp.Lock) and not write:
             _refuse("SELECT ... FOR UPDATE/FOR SHARE takes row locks that block other sessions", READ_HINT)
@@ -820,7 +860,7 @@ def _check_tree(tree: exp.Expr, *, write: bool, embedded: bool) -> None:
         if isinstance(node, exp.Column) and not write and node.name.upper() == "NEXTVAL":
             _refuse(
                 f"{node.sql(dialect='snowflake')} takes the next value of a sequence, which consumes it",
-                "read sequences in execute_write statements (e.g. INSERT ... seq.NEXTVAL) instead",
+                f"use sequences in {WRITE_TOOL} statements (e.g. INSERT ... seq.NEXTVAL) instead",
             )
         if embedded and isinstance(node, exp.Table):
             _check_embedded_table(node)
@@ -935,7 +975,7 @@ def _check_embedded_table(table: exp.Table) -> None:
         _refuse(f"{shown} is not allowed as a table in the embedded DuckDB warehouse: {reason}", EMBEDDED_HINT)
 
 
-# --- the embedded translation -------------------------------------------------------------------------------
+# --- the embedded translation ---------------------------------------------------------------------
 
 
 def _to_duckdb(tree: exp.Expr) -> str:

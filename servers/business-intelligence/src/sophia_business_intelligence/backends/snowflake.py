@@ -15,7 +15,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sophia_shared.errors import (
     AuthError,
@@ -30,6 +30,7 @@ from sophia_shared.settings import Settings, call_with_auth_refresh
 from .base import CancelToken, ColumnInfo, RowPage, TableInfo, WriteOutcome
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 APPLICATION = "sophia-mcp"
 LOGIN_TIMEOUT_SECONDS = 30
@@ -44,6 +45,8 @@ _QUERY_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _DML_KEYWORDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE"})
 _TIMEOUT_ERRNOS = frozenset({630, 604})  # statement timeout; statement cancelled (client timebomb)
 _NETWORK_ERRNOS = frozenset({250001, 250003, 251011, 251012})
+# The session token was rejected (expired, renewed elsewhere, logged out): the statement never ran.
+_SESSION_GONE_ERRNOS = frozenset({290401, 390104, 390111, 390112, 390113, 390114, 390115})
 _CREDENTIAL_ERRNOS = frozenset({390100, 390101, 390102, 390144, 394300, 394301, 394302, 394304, 394400})
 _AUTH_HINT = (
     "Check SNOWFLAKE_USER and the credential in use (SNOWFLAKE_PASSWORD, SNOWFLAKE_TOKEN or "
@@ -142,6 +145,10 @@ def translate_error(exc: BaseException, *, timeout_seconds: int) -> SophiaError:
     return BackendError(f"Snowflake failed: {text}")
 
 
+class SessionExpired(BackendError):
+    """Snowflake no longer accepts this connection's session; a new login is needed."""
+
+
 # -- the warehouse -----------------------------------------------------------------------------
 
 
@@ -187,7 +194,7 @@ class SnowflakeWarehouse:
             return "connections.toml"
         return "none"
 
-    def connect_kwargs(self) -> dict[str, Any]:
+    def _connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `snowflake.connector.connect` (holds secrets: never log it)."""
         get = self.settings.get
         connection_name = get("SNOWFLAKE_CONNECTION_NAME")
@@ -321,8 +328,10 @@ class SnowflakeWarehouse:
 
     def _connection(self) -> Any:
         with self._lock:
-            if self._conn is not None and not self._conn.is_closed():
-                return self._conn
+            conn = self._conn
+            # `expired` is the connector's mark for a master token Snowflake no longer accepts.
+            if conn is not None and not conn.is_closed() and not getattr(conn, "expired", False):
+                return conn
             self._conn = None
             try:
                 self._conn = call_with_auth_refresh(self.settings, self._open, is_auth_error)
@@ -334,7 +343,7 @@ class SnowflakeWarehouse:
 
     def _open(self) -> Any:
         """One connection attempt with the settings as they are now (ESC may have rotated them)."""
-        kwargs = self.connect_kwargs()
+        kwargs = self._connect_kwargs()
         import snowflake.connector
         from snowflake.connector import errors as sf
 
@@ -350,14 +359,29 @@ class SnowflakeWarehouse:
                 ) from None
             raise
 
-    def close(self) -> None:
+    def _discard(self, conn: Any) -> None:
         with self._lock:
-            conn, self._conn = self._conn, None
+            if self._conn is conn:
+                self._conn = None
+        try:
+            conn.close()
+        except Exception as exc:  # closing must never fail a shutdown
+            log.debug("Closing the Snowflake connection failed: %s", exc)
+
+    def close(self) -> None:
+        conn = self._conn
         if conn is not None:
-            try:
-                conn.close()
-            except Exception as exc:  # closing must never fail a shutdown
-                log.debug("Closing the Snowflake connection failed: %s", exc)
+            self._discard(conn)
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """`work(connection)`, logging in again once if Snowflake has dropped the session."""
+        conn = self._connection()
+        try:
+            return work(conn)
+        except SessionExpired:
+            log.info("The Snowflake session is no longer valid; logging in again.")
+            self._discard(conn)
+            return work(self._connection())
 
     # -- statements ----------------------------------------------------------------------------
 
@@ -380,8 +404,10 @@ class SnowflakeWarehouse:
                 except Exception as exc:
                     log.warning("Could not ask Snowflake to cancel the statement: %s", exc)
 
-            in_flight.set()
             cancel.on_cancel(abort)
+            in_flight.set()
+            if cancel.cancelled:
+                raise CancelledByClient("The query was cancelled before it started.")
         try:
             cur.execute(
                 sql,
@@ -394,6 +420,11 @@ class SnowflakeWarehouse:
         except Exception as exc:
             if cancel is not None and cancel.cancelled:
                 raise CancelledByClient("The query was cancelled.") from None
+            if _errno(exc) in _SESSION_GONE_ERRNOS:
+                raise SessionExpired(
+                    f"Snowflake ended the session: {exc}",
+                    hint="Call again: the server logs in anew on the next call.",
+                ) from None
             raise translate_error(exc, timeout_seconds=self.statement_timeout) from None
         finally:
             in_flight.clear()
@@ -401,12 +432,15 @@ class SnowflakeWarehouse:
             raise CancelledByClient("The query was cancelled.")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[Any], list[tuple[Any, ...]]]:
-        cur = self._connection().cursor()
-        try:
-            self._execute(cur, sql, params, None)
-            return list(cur.description or []), cur.fetchall()
-        finally:
-            cur.close()
+        def work(conn: Any) -> tuple[list[Any], list[tuple[Any, ...]]]:
+            cur = conn.cursor()
+            try:
+                self._execute(cur, sql, params, None)
+                return list(cur.description or []), cur.fetchall()
+            finally:
+                cur.close()
+
+        return self._run(work)
 
     @staticmethod
     def _fingerprint(sql: str, params: Sequence[Any]) -> str:
@@ -468,40 +502,45 @@ class SnowflakeWarehouse:
     ) -> RowPage:
         if cancel.cancelled:
             raise CancelledByClient("The query was cancelled before it started.")
-        conn = self._connection()
         fingerprint = self._fingerprint(sql, params)
-        if handle and self._can_resume(handle, fingerprint):
-            page = self._resumed_page(conn, handle, offset, max_rows)
-            if page is not None:
-                return page
-        cur = conn.cursor()
-        try:
-            self._execute(cur, sql, params, cancel)
-            query_id = cur.sfqid or ""
+
+        def work(conn: Any) -> RowPage:
+            if handle and self._can_resume(handle, fingerprint):
+                resumed = self._resumed_page(conn, handle, offset, max_rows)
+                if resumed is not None:
+                    return resumed
+            cur = conn.cursor()
             try:
-                columns, rows, has_more = self._read_page(cur, offset, max_rows)
-            except SophiaError:
-                raise
-            except Exception as exc:
-                raise translate_error(exc, timeout_seconds=self.statement_timeout) from None
-        finally:
-            cur.close()
-        if cancel.cancelled:
-            raise CancelledByClient("The query was cancelled.")
-        if query_id:
-            self._remember(query_id, fingerprint)
-        return RowPage(columns=columns, rows=rows, has_more=has_more, handle=query_id)
+                self._execute(cur, sql, params, cancel)
+                query_id = cur.sfqid or ""
+                try:
+                    columns, rows, has_more = self._read_page(cur, offset, max_rows)
+                except Exception as exc:
+                    raise translate_error(exc, timeout_seconds=self.statement_timeout) from None
+            finally:
+                cur.close()
+            if cancel.cancelled:
+                raise CancelledByClient("The query was cancelled.")
+            if query_id:
+                self._remember(query_id, fingerprint)
+            return RowPage(columns=columns, rows=rows, has_more=has_more, handle=query_id)
+
+        return self._run(work)
 
     def execute_write(self, sql: str, *, params: Sequence[Any], cancel: CancelToken) -> WriteOutcome:
         if cancel.cancelled:
             raise CancelledByClient("The statement was cancelled before it started.")
-        cur = self._connection().cursor()
-        try:
-            self._execute(cur, sql, params, cancel)
-            statement_type = _leading_keyword(sql)
-            rowcount = cur.rowcount
-        finally:
-            cur.close()
+
+        def work(conn: Any) -> int | None:
+            cur = conn.cursor()
+            try:
+                self._execute(cur, sql, params, cancel)
+                return cur.rowcount
+            finally:
+                cur.close()
+
+        rowcount = self._run(work)
+        statement_type = _leading_keyword(sql)
         affected = rowcount if statement_type in _DML_KEYWORDS and rowcount is not None and rowcount >= 0 else None
         return WriteOutcome(statement_type=statement_type, rows_affected=affected)
 
