@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from sophia_shared.redaction import REDACTOR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,3 +38,6 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
             name.endswith("_ALLOW_WRITE")
         ):
             monkeypatch.delenv(name, raising=False)
+
+
+pytest_plugins = ["tests.fakes.snowflake_server"]

@@ -16,10 +16,10 @@ import httpx
 import jsonschema
 import pytest
 import yaml
+
 from sophia_shared import esc
 from sophia_shared.errors import ConfigError
 from sophia_shared.esc import open_environment, open_esc_environment, parse_ref, read_esc_file
-
 from tests.fakes.esc_server import (
     SWAGGER,
     UNKNOWN,

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+
 from sophia_business_intelligence.backends.base import CancelToken
 from sophia_business_intelligence.backends.snowflake import (
     SnowflakeWarehouse,
@@ -36,7 +37,6 @@ from sophia_business_intelligence.backends.snowflake import (
 )
 from sophia_shared.errors import AuthError, BackendError, CancelledByClient, ConfigError, InputError
 from sophia_shared.settings import Settings, SourceValues
-
 from tests.fakes.snowflake_server import QUERY_PATH, FakeSnowflakeServer, free_port, run_fake_snowflake
 
 # A statement fakesnow (DuckDB) needs about a second for: long enough to cancel mid-flight.
@@ -101,7 +101,7 @@ def page(
 def query_request_ids(server: FakeSnowflakeServer, sql: str) -> list[str]:
     return [
         parse_qs(r.query)["requestId"][0]
-        for r in server.requests
+        for r in list(server.requests)
         if r.path == QUERY_PATH and r.body.get("sqlText") == sql
     ]
 

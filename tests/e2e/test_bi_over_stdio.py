@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sophia_business_intelligence.demo_data import DEMO_QUERIES, load_demo_dataset
 from sophia_cli.client import connect, result_text
 from sophia_cli.servers import find_server

@@ -9,11 +9,12 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from sophia_business_intelligence.backends.base import CancelToken
 from sophia_business_intelligence.backends.duckdb import DuckDBWarehouse
 from sophia_business_intelligence.server import SPEC
-from sophia_shared.errors import BackendError
+from sophia_shared.errors import CancelledByClient
 from sophia_shared.server import build_server
 from sophia_shared.settings import Settings
 
@@ -45,7 +46,7 @@ def test_cancel_token_interrupts_a_running_duckdb_query(tmp_path: Path) -> None:
     worker.join(timeout=20)
     assert not worker.is_alive()
     assert time.perf_counter() - started < 10
-    assert outcome and isinstance(outcome[0], BackendError)
+    assert outcome and isinstance(outcome[0], CancelledByClient)
     assert "cancelled" in outcome[0].message
     warehouse.close()
 
@@ -55,7 +56,7 @@ async def test_client_timeout_cancels_the_statement_in_the_server(tmp_path: Path
     settings = Settings(environ={"SOPHIA_DUCKDB_PATH": str(tmp_path / "wh.duckdb")})
     async with Client(build_server(SPEC, settings)) as client:
         started = time.perf_counter()
-        with pytest.raises(Exception):  # the client gives up and sends notifications/cancelled
+        with pytest.raises(MCPError):  # the client gives up and sends notifications/cancelled
             await client.call_tool("warehouse_query", {"sql": SLOW_SQL}, read_timeout_seconds=1.0)
         assert time.perf_counter() - started < 5
         await anyio.sleep(0.5)

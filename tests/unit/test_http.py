@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from sophia_shared.errors import AuthError, BackendError, InputError
 from sophia_shared.http import (
     ATTEMPTS_EXTENSION,

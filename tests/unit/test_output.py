@@ -11,6 +11,7 @@ import math
 import uuid
 
 import pytest
+
 from sophia_shared.errors import InputError
 from sophia_shared.output import Cursor, cap_rows, clip_text, json_safe, request_digest
 

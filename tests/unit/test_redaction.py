@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from urllib.parse import quote, quote_plus
 
 import pytest
+
 from sophia_shared.logs import configure_logging
 from sophia_shared.redaction import MASK, REDACTOR, mask, redact, redact_obj, register_secret
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from sophia_shared.errors import AuthError, BackendError, ConfigError
 from sophia_shared.redaction import MASK, redact
 from sophia_shared.settings import Settings, SourceValues, call_with_auth_refresh
-
 from tests.fakes.esc_server import VALID_TOKEN, FakeEscServer, Secret, run_fake_esc
 
 REF = "acme/sophia/dev"

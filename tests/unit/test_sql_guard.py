@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import sqlglot
+
 from sophia_business_intelligence.sql_guard import (
     EMBEDDED_TABLE_FUNCTIONS,
     READ_ONLY_SYSTEM_FUNCTIONS,
@@ -814,6 +815,24 @@ def test_duckdb_runs_dml_inside_a_cte_and_explain_analyze() -> None:
     refused_read("EXPLAIN ANALYZE DELETE FROM t WHERE a = 1", embedded=True)
 
 
+def test_duckdb_runs_a_delete_hidden_in_a_snowflake_string_of_a_passed_through_explain() -> None:
+    # Snowflake reads 'x\' ... --' as one string; DuckDB ends the string at the backslash. sqlglot passes
+    # EXPLAIN through as raw text, so a naive transpile hands DuckDB a DELETE in a CTE.
+    sql = (
+        "EXPLAIN ANALYZE WITH d AS (SELECT 'x\\' AS a), e AS (DELETE FROM t RETURNING *) "
+        "SELECT * FROM e --') SELECT * FROM d"
+    )
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT range AS a FROM range(5)")
+    con.execute(sqlglot.transpile(sql, read="snowflake", write="duckdb")[0])
+    assert con.execute("SELECT COUNT(*) FROM t").fetchone() == (0,)
+    assert check_read_only(sql).is_query  # harmless on Snowflake: the DELETE is inside a string there
+    assert "DuckDB would read this EXPLAIN ANALYZE differently" in refused_read(sql, embedded=True).message
+    con.execute("INSERT INTO t VALUES (1), (2)")
+    con.execute(duckdb_sql(sql))  # the guard's translation re-quotes the string: nothing is deleted
+    assert con.execute("SELECT COUNT(*) FROM t").fetchone() == (2,)
+
+
 def test_duckdb_sequence_nextval_consumes_values() -> None:
     con = duckdb.connect()
     con.execute("CREATE SEQUENCE s")
@@ -1032,6 +1051,15 @@ def test_duckdb_sql_keeps_explain_analyze_around_the_translated_query() -> None:
     assert duckdb_sql("EXPLAIN ANALYZE SELECT DATEADD(day, 1, d) FROM t") == (
         "EXPLAIN ANALYZE SELECT d + INTERVAL 1 DAY FROM t"
     )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["EXPLAIN SELECT 'it\\'s'", "EXPLAIN SELECT 1 // note\n, 2", "EXPLAIN ANALYZE SELECT 'a\\'; DROP TABLE t; --'"],
+)
+def test_embedded_explain_refuses_text_duckdb_would_split_differently(sql: str) -> None:
+    assert check_read_only(sql).is_query
+    assert "differently from Snowflake" in refused_read(sql, embedded=True).message
 
 
 def test_duckdb_sql_refuses_a_script() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
+
 from sophia_ai_intelligence.server import SPEC as AI
 from sophia_business_intelligence.server import SPEC as BI
 from sophia_data_intelligence.server import SPEC as DATA

@@ -6,6 +6,7 @@ import time
 from typing import Annotated
 
 from pydantic import Field
+
 from sophia_shared.server import ToolResult, sophia_tool
 from sophia_shared.workers import run_blocking
 

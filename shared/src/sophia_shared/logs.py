@@ -26,3 +26,6 @@ def configure_logging(level: str | None = None) -> None:
     handler.addFilter(RedactingFilter())
     handler._sophia = True  # type: ignore[attr-defined]
     root.addHandler(handler)
+    # Vendor SDKs log every connect at INFO; keep their warnings, drop the chatter.
+    for noisy in ("snowflake.connector", "urllib3", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,10 +1,10 @@
 """The SQL statement policy of the business-intelligence server: the one place that decides what runs.
 
 `check_read_only` guards the read tool (warehouse_query), `check_write` the gated write tool
-(warehouse_execute).
-SQL is read with sqlglot in the Snowflake dialect; for the embedded DuckDB warehouse the statement is
-also translated to DuckDB (`duckdb_sql`) and the translation is checked again, because that text is
-what DuckDB runs. Anything the guard cannot read with certainty is refused, never guessed at.
+(warehouse_execute). SQL is read with sqlglot in the Snowflake dialect; for the embedded DuckDB
+warehouse the statement is also translated to DuckDB (`duckdb_sql`) and the translation is checked
+again, because that text is what DuckDB runs. Anything the guard cannot read with certainty is
+refused, never guessed at.
 """
 
 from __future__ import annotations
@@ -106,8 +106,6 @@ EMBEDDED_DENIED_FUNCTIONS = frozenset(
         "getenv",
         "current_setting",
         "setseed",
-        "setval",
-        "nextval",
         "write_log",
         "glob",
         "sniff_csv",
@@ -365,10 +363,10 @@ def _tool(write: bool) -> str:
 
 
 @functools.cache
-def _tokenizer_class() -> Any:
-    from sqlglot.dialects.snowflake import Snowflake
+def _tokenizer_class(dialect: str) -> Any:
+    from sqlglot.dialects.dialect import Dialect
 
-    class StatementTokenizer(Snowflake.Tokenizer):  # type: ignore[misc,name-defined]
+    class StatementTokenizer(Dialect.get_or_raise(dialect).tokenizer_class):  # type: ignore[misc,name-defined]
         # sqlglot swallows the text after EXPLAIN/CALL/... as one raw string; tokenize all of it so
         # every semicolon and comment is seen.
         COMMANDS: ClassVar[set[Any]] = set()
@@ -376,11 +374,11 @@ def _tokenizer_class() -> Any:
     return StatementTokenizer
 
 
-def _tokenize(sql: str) -> list[Token]:
+def _tokenize(sql: str, dialect: str = "snowflake") -> list[Token]:
     from sqlglot.errors import TokenError
 
     try:
-        return list(_tokenizer_class()(dialect="snowflake").tokenize(sql))
+        return list(_tokenizer_class(dialect)(dialect=dialect).tokenize(sql))
     except TokenError as exc:
         _refuse(
             f"the SQL could not be read ({_first_line(exc)}); an unterminated string, quoted name or "
@@ -796,12 +794,38 @@ def _explain_parts(tokens: list[Token]) -> tuple[bool, int]:
     return analyze, i
 
 
+def _refuse_if_duckdb_reads_it_differently(text: str, tokens: list[Token], label: str) -> None:
+    """sqlglot passes EXPLAIN through as raw text: DuckDB must split it into the very same tokens.
+
+    Otherwise a Snowflake string like 'a\\' ... ' (backslash escape) or a // comment hides code that
+    DuckDB would run, e.g. a DELETE in a CTE. `duckdb_sql` translates the query instead; this guards
+    backends that do not use it.
+    """
+    from sqlglot.errors import TokenError
+
+    spans = [(token.start, token.end) for token in tokens]
+    try:
+        duckdb_spans = [
+            (token.start, token.end) for token in _tokenizer_class("duckdb")(dialect="duckdb").tokenize(text)
+        ]
+    except TokenError:
+        duckdb_spans = []
+    if duckdb_spans != spans:
+        _refuse(
+            f"DuckDB would read this {label} differently from Snowflake (backslash escapes in strings, "
+            "// comments or $ quoting), so what it runs could differ from what was checked",
+            "write strings with doubled quotes ('it''s') and comments with -- or /* */",
+        )
+
+
 def _check_explain(text: str, tokens: list[Token], *, write: bool, embedded: bool) -> CheckedStatement:
     """EXPLAIN is judged by what it wraps: only a read-only query (DuckDB's EXPLAIN ANALYZE runs it)."""
     if write:
         _refuse(f"{WRITE_TOOL} only runs DDL/DML, and EXPLAIN is a query", f"use {READ_TOOL}")
     analyze, i = _explain_parts(tokens)
     label = "EXPLAIN ANALYZE" if analyze else "EXPLAIN"
+    if embedded:
+        _refuse_if_duckdb_reads_it_differently(text, tokens, label)
     because = " because it executes the statement" if analyze else ""
     try:
         inner = _check(text[tokens[i].start :], write=False, embedded=embedded)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sophia_shared.errors import BackendError, InputError
+from sophia_shared.errors import BackendError, CancelledByClient, InputError
 from sophia_shared.paths import data_dir
 from sophia_shared.settings import Settings
 
@@ -109,7 +109,7 @@ class DuckDBWarehouse:
         try:
             return cur.execute(sql, list(params) if params else None)
         except duckdb.InterruptException as exc:
-            raise BackendError("The query was cancelled.") from exc
+            raise CancelledByClient("The query was cancelled.") from exc
         except duckdb.PermissionException as exc:
             raise InputError(
                 f"The embedded warehouse refused this: {exc}",

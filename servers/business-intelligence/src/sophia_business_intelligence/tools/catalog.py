@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
+
 from sophia_shared.errors import InputError
 from sophia_shared.server import ToolResult, sophia_tool
 

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
+
 from sophia_shared.server import state_of
 from sophia_shared.workers import run_blocking
 

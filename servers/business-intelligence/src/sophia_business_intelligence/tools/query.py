@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
+
 from sophia_shared.output import Cursor, cap_rows, json_safe, request_digest
 from sophia_shared.server import ToolResult, sophia_tool
 

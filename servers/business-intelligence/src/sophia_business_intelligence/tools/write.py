@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
+
 from sophia_shared.server import ToolResult, sophia_tool
 
 from ..sql_guard import check_write
