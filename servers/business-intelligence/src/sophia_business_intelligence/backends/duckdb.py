@@ -1,8 +1,10 @@
-"""The embedded warehouse: one DuckDB file, Snowflake SQL transpiled with sqlglot.
+"""The embedded warehouse: one DuckDB file, queried in Snowflake SQL.
 
-The connection is locked down so the read tools cannot become a way to read the user's disk:
-no external access (files, ATTACH, COPY, extension installs), no extension autoloading, and a
-locked configuration (no SET). Without the write gate the file is also opened read-only.
+Statements arrive in Snowflake SQL, already checked by `sql_guard`; the backend runs exactly the
+DuckDB text the guard checked (`sql_guard.duckdb_sql`). The connection is locked down so the read
+tools cannot become a way to read the user's disk: no external access (files, ATTACH, COPY,
+extension installs), no extension autoloading, no Python replacement scans, and a locked
+configuration (no SET). Without the write gate the file is also opened read-only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sophia_shared.errors import BackendError, CancelledByClient, InputError
 from sophia_shared.paths import data_dir
 from sophia_shared.settings import Settings
 
+from ..sql_guard import duckdb_sql
 from .base import CancelToken, ColumnInfo, RowPage, TableInfo, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
+    "python_enable_replacements": False,  # no querying Python variables by name
     "lock_configuration": True,
 }
 _INTERNAL_DATABASES = ("system", "temp")
@@ -37,24 +41,6 @@ def duckdb_path(settings: Settings) -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return data_dir() / "warehouse.duckdb"
-
-
-def to_duckdb_sql(sql: str) -> str:
-    """Transpile Snowflake SQL to DuckDB, refusing constructs sqlglot would silently change."""
-    import sqlglot
-    from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
-
-    try:
-        out = sqlglot.transpile(sql, read="snowflake", write="duckdb", unsupported_level=ErrorLevel.RAISE)
-    except (ParseError, UnsupportedError) as exc:
-        raise InputError(
-            f"This Snowflake SQL cannot be run on the embedded DuckDB warehouse: {exc}",
-            hint="Rewrite the unsupported part (for example TO_CHAR with a format → STRFTIME), "
-            "or configure Snowflake (SNOWFLAKE_ACCOUNT) to run it natively.",
-        ) from exc
-    if len(out) != 1:
-        raise InputError("Expected exactly one statement.")
-    return out[0]
 
 
 class DuckDBWarehouse:
@@ -143,7 +129,7 @@ class DuckDBWarehouse:
     ) -> RowPage:
         cur = self._cursor(cancel)
         try:
-            self._run(cur, to_duckdb_sql(sql), params)
+            self._run(cur, duckdb_sql(sql), params)
             columns = [ColumnInfo(name=d[0], type=str(d[1])) for d in (cur.description or [])]
             skipped = 0
             while skipped < offset:
@@ -160,7 +146,7 @@ class DuckDBWarehouse:
     def execute_write(self, sql: str, *, params: Sequence[Any], cancel: CancelToken) -> WriteOutcome:
         cur = self._cursor(cancel)
         try:
-            self._run(cur, to_duckdb_sql(sql), params)
+            self._run(cur, duckdb_sql(sql), params)
             affected: int | None = None
             try:
                 first = cur.fetchone()
@@ -178,6 +164,9 @@ class DuckDBWarehouse:
             return list(self._run(cur, sql, params).fetchall())
         finally:
             cur.close()
+
+    def default_database(self) -> str:
+        return str(self._rows("SELECT current_database()")[0][0])
 
     def list_databases(self) -> list[str]:
         rows = self._rows(

@@ -544,6 +544,13 @@ class SnowflakeWarehouse:
         affected = rowcount if statement_type in _DML_KEYWORDS and rowcount is not None and rowcount >= 0 else None
         return WriteOutcome(statement_type=statement_type, rows_affected=affected)
 
+    def default_database(self) -> str:
+        configured = self.settings.get("SNOWFLAKE_DATABASE")
+        if configured:
+            return configured
+        _, rows = self._rows("SELECT CURRENT_DATABASE()")
+        return str(rows[0][0]) if rows and rows[0][0] else ""
+
     def list_databases(self) -> list[str]:
         description, rows = self._rows("SHOW DATABASES")
         index = next((i for i, d in enumerate(description) if d.name.lower() == "name"), 1)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sophia_shared.errors import InputError
 from sophia_shared.server import ToolResult, sophia_tool
 
+from ..backends.base import Warehouse
 from .common import on_warehouse, render_table
 
 _IDENT = "Identifiers are matched as the warehouse stores them (Snowflake: usually UPPER case)."
@@ -73,16 +74,16 @@ class TableDescription(ToolResult):
         )
 
 
-def _default_database(wh: Any) -> str:
+def _default_database(wh: Warehouse) -> str:
+    default = wh.default_database()
+    if default:
+        return default
     databases = wh.list_databases()
-    default = getattr(wh, "default_database", None)
-    if callable(default) and default():
-        return str(default())
     if len(databases) == 1:
-        return str(databases[0])
+        return databases[0]
     raise InputError(
-        "More than one database is available; say which one.",
-        hint="Pass database=… (see warehouse_list_databases): " + ", ".join(databases[:20]),
+        "No default database is set and more than one is available; say which one.",
+        hint="Pass database=… (see warehouse_list_databases), or set SNOWFLAKE_DATABASE: " + ", ".join(databases[:20]),
     )
 
 
