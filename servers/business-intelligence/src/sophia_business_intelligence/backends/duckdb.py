@@ -109,8 +109,9 @@ class DuckDBWarehouse:
             duckdb.InvalidInputException,
         ) as exc:
             raise InputError(
-                f"DuckDB could not run the query: {exc}",
-                hint="Check table and column names with list_tables / describe_table.",
+                f"DuckDB could not run the query on the embedded warehouse {self.path}: {exc}",
+                hint="Check table and column names with warehouse_list_tables / warehouse_describe_table "
+                "(SOPHIA_DUCKDB_PATH chooses the warehouse file; `sophia demo` fills it with demo data).",
             ) from exc
         except duckdb.Error as exc:
             raise BackendError(f"DuckDB failed: {exc}") from exc
