@@ -122,3 +122,32 @@ def test_config_is_ready_to_paste_and_inlines_no_secret(client: str) -> None:
         assert Path(server["command"]).exists()
         assert server["env"]["SOPHIA_ESC_ENV"] == "acme/sophia/dev"
     assert SECRET not in done.stdout
+
+
+def test_doctor_and_server_read_settings_from_pulumi_esc(tmp_path: Path) -> None:
+    from tests.fakes.esc_server import Secret, run_fake_esc
+
+    with run_fake_esc() as esc:
+        esc.tokens = {"pul-test-token-0001"}
+        esc.put_environment(
+            "acme/sophia/dev",
+            {
+                "business_intelligence": {"sophia-duckdb-path": str(tmp_path / "esc.duckdb")},
+                "data_intelligence": {"tavily-api-key": Secret(SECRET)},
+            },
+        )
+        env = {
+            "SOPHIA_ESC_ENV": "acme/sophia/dev",
+            "PULUMI_ACCESS_TOKEN": "pul-test-token-0001",
+            "PULUMI_BACKEND_URL": esc.url,
+        }
+        doctor = sophia("doctor", env=env)
+        load_demo_dataset(tmp_path / "esc.duckdb")
+        called = sophia("call", "bi", "warehouse_query", '{"sql": "SELECT COUNT(*) FROM CRM.DEALS"}', "--json", env=env)
+    lines = {line.split()[0]: line for line in doctor.stdout.splitlines() if line.startswith("  ") and line.split()}
+    assert "esc:acme/sophia/dev" in lines["TAVILY_API_KEY"]
+    assert "esc:acme/sophia/dev" in lines["SOPHIA_DUCKDB_PATH"]
+    assert "opened, 2 value(s)" in doctor.stdout
+    assert SECRET not in doctor.stdout + doctor.stderr
+    assert "pul-test-token-0001" not in doctor.stdout + doctor.stderr
+    assert json.loads(called.stdout)["structuredContent"]["rows"] == [[60]], called.stderr

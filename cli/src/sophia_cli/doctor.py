@@ -48,8 +48,10 @@ def run_doctor(*, timeout: float) -> int:
     print("\nSources:")
     esc_ref = settings.esc_ref
     if esc_ref:
+        count = settings.esc_value_count()
         error = settings.esc_error
-        print(f"  Pulumi ESC   {esc_ref}: " + (f"NOT USED — {error}" if error else "opened"))
+        state = f"NOT USED — {error}" if error else f"opened, {count} value(s) mapped to settings"
+        print(redact(f"  Pulumi ESC   {esc_ref}: {state}"))
     else:
         print("  Pulumi ESC   not configured (set SOPHIA_ESC_ENV=org/project/env and PULUMI_ACCESS_TOKEN)")
     esc_file = settings.esc_file_path()

@@ -215,6 +215,11 @@ class Settings:
     def esc_error(self) -> str | None:
         return self._esc_error
 
+    def esc_value_count(self) -> int:
+        """How many values the ESC environment supplied (opening it if needed); 0 when not in use."""
+        source = self._esc_source()
+        return len(source.values) if source is not None else 0
+
     def all_resolved(self) -> list[Resolved]:
         """Every catalogued setting that has a value, for `sophia doctor`."""
         found = (self.resolve(name) for name in SETTINGS)
