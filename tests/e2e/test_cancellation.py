@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import anyio
+import duckdb
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
@@ -28,7 +29,7 @@ def _cpu_seconds_over(wall: float) -> float:
 
 
 def test_cancel_token_interrupts_a_running_duckdb_query(tmp_path: Path) -> None:
-    warehouse = DuckDBWarehouse(tmp_path / "wh.duckdb")
+    warehouse = DuckDBWarehouse(tmp_path / "wh.duckdb", writable=True)
     token = CancelToken()
     outcome: list[BaseException] = []
 
@@ -53,6 +54,7 @@ def test_cancel_token_interrupts_a_running_duckdb_query(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_client_timeout_cancels_the_statement_in_the_server(tmp_path: Path) -> None:
+    duckdb.connect(str(tmp_path / "wh.duckdb")).close()  # an empty warehouse file
     settings = Settings(environ={"SOPHIA_DUCKDB_PATH": str(tmp_path / "wh.duckdb")})
     async with Client(build_server(SPEC, settings)) as client:
         started = time.perf_counter()

@@ -81,6 +81,7 @@ def test_tools_lists_every_server() -> None:
 def test_doctor_shows_sources_and_masks_secrets(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text(f"SNOWFLAKE_USER=ANALYST\nTAVILY_API_KEY={SECRET}\n")
+    load_demo_dataset(tmp_path / "wh.duckdb")
     env = {"SOPHIA_DOTENV": str(dotenv), "SOPHIA_DUCKDB_PATH": str(tmp_path / "wh.duckdb"), "SOPHIA_LOG_LEVEL": "INFO"}
     done = sophia("doctor", "--timeout", "20", env=env)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -10,7 +10,15 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from sophia_shared.logs import configure_logging
-from sophia_shared.redaction import MASK, REDACTOR, mask, redact, redact_obj, register_secret
+from sophia_shared.redaction import (
+    MASK,
+    REDACTOR,
+    mask,
+    redact,
+    redact_obj,
+    register_secret,
+    too_short_to_redact,
+)
 
 SECRET = "sk-live-4f9a8b7c6d5e"
 
@@ -66,6 +74,20 @@ def test_secrets_masked_in_nested_structures_including_keys() -> None:
     assert SECRET not in json.dumps(redact_obj(data))
 
 
+def test_numeric_secrets_are_masked_in_structures() -> None:
+    register_secret("987654321")
+    register_secret("3.14159")
+    data = {"pin": 987654321, "rate": 3.14159, "rows": [[987654321, 42]], "other": 9876543210, "ok": True}
+    assert redact_obj(data) == {"pin": MASK, "rate": MASK, "rows": [[MASK, 42]], "other": 9876543210, "ok": True}
+    assert "987654321" not in json.dumps(redact_obj(data)).replace("9876543210", "")
+
+
+def test_booleans_are_never_masked_even_when_they_print_like_a_secret() -> None:
+    register_secret("True")
+    register_secret("1234")
+    assert redact_obj({"flag": True, "n": 1234, "s": "True"}) == {"flag": True, "n": MASK, "s": MASK}
+
+
 def test_url_encoded_variants_are_masked() -> None:
     secret = "p@ss w0rd/with+signs&more"
     register_secret(secret)
@@ -90,6 +112,17 @@ def test_short_values_are_ignored() -> None:
     assert redact("a cab abc ab") == "a cab abc ab"
     register_secret("abcd")
     assert redact("xabcdx") == f"x{MASK}x"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, False), ("", False), ("a", True), ("abc", True), ("abcd", False), ("a-long-secret", False)],
+)
+def test_too_short_to_redact_flags_values_the_redactor_ignores(value: str | None, expected: bool) -> None:
+    assert too_short_to_redact(value) is expected
+    if value:
+        register_secret(value)
+        assert (redact(f"x {value} x") == f"x {value} x") is expected
 
 
 def test_longest_secret_wins_when_one_contains_another() -> None:

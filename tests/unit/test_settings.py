@@ -15,7 +15,7 @@ import pytest
 
 from sophia_shared.errors import AuthError, BackendError, ConfigError
 from sophia_shared.redaction import MASK, redact
-from sophia_shared.settings import Settings, SourceValues, call_with_auth_refresh
+from sophia_shared.settings import Settings, SourceValues, call_with_auth_refresh, parse_dotenv
 from tests.fakes.esc_server import VALID_TOKEN, FakeEscServer, Secret, run_fake_esc
 
 REF = "acme/sophia/dev"
@@ -187,6 +187,106 @@ def test_esc_ref_and_token_may_come_from_dotenv(tmp_path: Path) -> None:
     assert esc.calls == [(REF, TOKEN, None)]
 
 
+# -- local-only resolution ------------------------------------------------------------------------
+
+
+def test_get_local_skips_remote_esc_but_reads_env_file_and_dotenv(tmp_path: Path) -> None:
+    esc = StubEsc({"SNOWFLAKE_USER": "esc-user", "SNOWFLAKE_DATABASE": "esc-db", "SOPHIA_X_ALLOW_WRITE": "1"})
+    settings = make_settings(
+        tmp_path, {**ESC_ON, "SNOWFLAKE_ACCOUNT": "env-account"}, esc=esc, esc_file=FILE_YAML, dotenv=DOTENV
+    )
+
+    assert settings.get_local("SNOWFLAKE_ACCOUNT") == "env-account"
+    assert settings.get_local("SNOWFLAKE_USER") == "file-user"
+    assert settings.get_local("SNOWFLAKE_WAREHOUSE") == "dotenv-wh"
+    assert settings.get_local("SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS") == "120"
+    assert settings.get_local("SNOWFLAKE_DATABASE") is None
+    assert settings.get_local("SNOWFLAKE_DATABASE", "fallback") == "fallback"
+    assert settings.flag_local("SOPHIA_X_ALLOW_WRITE") is False
+    assert esc.calls == []
+    assert settings.flag("SOPHIA_X_ALLOW_WRITE") is True  # the full chain still sees ESC
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "expected"),
+    [
+        ("SOPHIA_X_ALLOW_WRITE=true\n", True),
+        ("SOPHIA_X_ALLOW_WRITE=On # writes on\n", True),
+        ("SOPHIA_X_ALLOW_WRITE=0\n", False),
+        ("SOPHIA_X_ALLOW_WRITE=\n", False),
+        ("", False),
+    ],
+)
+def test_flag_local_reads_the_usual_truthy_words(tmp_path: Path, dotenv: str, expected: bool) -> None:
+    settings = make_settings(tmp_path, dotenv=dotenv)
+    assert settings.flag_local("SOPHIA_X_ALLOW_WRITE") is expected
+
+
+# -- .env parsing ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("A=plain", "plain"),
+        ("A = spaced ", "spaced"),
+        ("export A=exported", "exported"),
+        ("export\tA=tabbed", "tabbed"),
+        ('A="abc123xyz" # prod key', "abc123xyz"),
+        ('A="abc123xyz"# prod key', "abc123xyz"),
+        ("A='abc123xyz'   # prod key", "abc123xyz"),
+        ('A="päss\\\\word"', "päss\\word"),
+        ('A="line\\nnext\\ttab\\rcr"', "line\nnext\ttab\rcr"),
+        ('A="say \\"hi\\" # not a comment"', 'say "hi" # not a comment'),
+        ('A="keep \\w and \\u00e9 as written"', "keep \\w and \\u00e9 as written"),
+        ("A='literal \\n and \"double\" and # hash'", 'literal \\n and "double" and # hash'),
+        ("A=unquoted # comment", "unquoted"),
+        ("A=unquoted\t# comment", "unquoted"),
+        ("A=pass#word", "pass#word"),
+        ("A=#not-a-comment", "#not-a-comment"),
+        ("A=", ""),
+        ("A= # only a comment", ""),
+        ('A=""', ""),
+        ("A=ünïcödé-välüé", "ünïcödé-välüé"),
+        ("A=x=y=z", "x=y=z"),
+        ('A="unterminated', '"unterminated'),
+    ],
+)
+def test_dotenv_values_are_read_as_written(tmp_path: Path, line: str, expected: str) -> None:
+    path = tmp_path / "values.env"
+    path.write_text(line + "\n", encoding="utf-8")
+    assert parse_dotenv(path) == {"A": expected}
+
+
+def test_dotenv_skips_comments_blank_lines_and_lines_without_equals(tmp_path: Path) -> None:
+    path = tmp_path / "values.env"
+    path.write_text("# a comment\n\n   \nNOT A SETTING\nexport\n=orphan\nB=2\n  # indented comment\n", "utf-8")
+    assert parse_dotenv(path) == {"B": "2"}
+
+
+def test_dotenv_line_with_text_after_the_closing_quote_is_skipped_without_its_value(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "values.env"
+    path.write_text('A="sk-half-quoted"tail\nB=2\n', encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        assert parse_dotenv(path) == {"B": "2"}
+    assert any("line 1" in r.getMessage() for r in caplog.records)
+    assert not any("sk-half-quoted" in r.getMessage() for r in caplog.records)
+
+
+def test_dotenv_with_crlf_line_endings(tmp_path: Path) -> None:
+    path = tmp_path / "values.env"
+    path.write_bytes(b"A=\"abc\" # c\r\nB=plain\r\nC=\r\nexport D='d'\r\n")
+    assert parse_dotenv(path) == {"A": "abc", "B": "plain", "C": "", "D": "d"}
+
+
+def test_quoted_dotenv_secret_is_resolved_and_redacted_without_quotes(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, dotenv='PINECONE_API_KEY="pc-quoted-key-123" # prod key\n')
+    assert settings.get("PINECONE_API_KEY") == "pc-quoted-key-123"
+    assert redact("key pc-quoted-key-123") == f"key {MASK}"
+
+
 # -- failures of ESC and the file -----------------------------------------------------------------
 
 
@@ -204,6 +304,21 @@ def test_unreachable_esc_leaves_the_other_sources_working(tmp_path: Path) -> Non
     esc.error = None
     assert settings.refresh_esc() is True
     assert source_of(settings, "SNOWFLAKE_USER") == ("esc-user", f"esc:{REF}")
+    assert settings.esc_error is None
+
+
+def test_refresh_esc_is_false_when_the_reopen_fails(tmp_path: Path) -> None:
+    esc = StubEsc({"TAVILY_API_KEY": "tvly-old-key"})
+    settings = make_settings(tmp_path, ESC_ON, esc=esc)
+    assert settings.get("TAVILY_API_KEY") == "tvly-old-key"
+
+    esc.error = ConfigError("Pulumi ESC unreachable at https://api.pulumi.com: timed out.")
+    assert settings.refresh_esc() is False
+    assert settings.esc_error is not None
+    assert len(esc.calls) == 2
+
+    esc.error = None
+    assert settings.refresh_esc() is True
     assert settings.esc_error is None
 
 
@@ -287,6 +402,22 @@ def test_call_with_auth_refresh_gives_up_after_one_retry(tmp_path: Path) -> None
     with pytest.raises(AuthError):
         call_with_auth_refresh(settings, search, is_auth)
     assert len(attempts) == 2
+
+
+def test_auth_error_is_not_retried_when_esc_cannot_be_reopened(tmp_path: Path) -> None:
+    esc = StubEsc({"TAVILY_API_KEY": "tvly-old-key"})
+    settings = make_settings(tmp_path, ESC_ON, esc=esc)
+    settings.get("TAVILY_API_KEY")
+    esc.error = ConfigError("Pulumi ESC unreachable at https://api.pulumi.com: timed out.")
+    attempts: list[int] = []
+
+    def search() -> str:
+        attempts.append(1)
+        raise AuthError("Tavily rejected the API key (HTTP 401).")
+
+    with pytest.raises(AuthError):
+        call_with_auth_refresh(settings, search, is_auth)
+    assert len(attempts) == 1
 
 
 @pytest.mark.parametrize("esc_configured", [True, False])

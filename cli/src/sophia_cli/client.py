@@ -12,6 +12,8 @@ from typing import Any, TextIO
 from mcp import Client, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
+from sophia_shared.errors import InputError
+
 from .servers import ServerEntry, child_environment
 
 
@@ -28,8 +30,13 @@ async def connect(
     params = server_parameters(entry, env)
     if quiet and "SOPHIA_LOG_LEVEL" not in params.env:  # type: ignore[operator]
         params.env["SOPHIA_LOG_LEVEL"] = "WARNING"  # type: ignore[index]
+    raw_timeout = os.environ.get("SOPHIA_CALL_TIMEOUT", "300")
+    try:
+        timeout = float(raw_timeout)
+    except ValueError:
+        raise InputError(f"SOPHIA_CALL_TIMEOUT must be a number of seconds, not {raw_timeout!r}.") from None
     transport = stdio_client(params, errlog=errlog or sys.stderr)
-    async with Client(transport, read_timeout_seconds=float(os.environ.get("SOPHIA_CALL_TIMEOUT", "300"))) as client:
+    async with Client(transport, read_timeout_seconds=timeout) as client:
         yield client
 
 

@@ -25,14 +25,14 @@ async def _show(client, tool: str, arguments: dict[str, object]) -> None:  # typ
         raise SystemExit(f"demo: {tool} failed")
 
 
-async def run_demo() -> int:
+async def run_demo(*, force: bool = False) -> int:
     from sophia_business_intelligence.backends.duckdb import duckdb_path
     from sophia_business_intelligence.backends.snowflake import snowflake_configured
     from sophia_business_intelligence.demo_data import DEMO_QUERIES, load_demo_dataset
 
     settings = Settings()
     path = duckdb_path(settings)
-    counts = load_demo_dataset(path)
+    counts = load_demo_dataset(path, force=force)
     _banner("Demo dataset")
     print(f"Wrote {', '.join(f'{n} {k}' for k, n in counts.items())} into {path}")
     # The demo always runs on the embedded warehouse, whatever Snowflake settings exist.

@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-import concurrent.futures
+import threading
 import time
 from collections.abc import Callable
 
 from sophia_shared.catalog import SETTINGS
 from sophia_shared.errors import SophiaError
-from sophia_shared.redaction import redact
+from sophia_shared.redaction import redact, too_short_to_redact
 from sophia_shared.settings import Settings
 
 
 def _check(label: str, probe: Callable[[], str], timeout: float) -> tuple[str, str, str]:
-    """Run a reachability probe in a thread with a deadline; never raises."""
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    """Run a reachability probe in a daemon thread with a deadline; never raises, never waits longer."""
+    outcome: dict[str, str] = {}
+
+    def run() -> None:
+        try:
+            outcome["ok"] = probe()
+        except SophiaError as exc:
+            outcome["failed"] = exc.agent_message().replace("\n", " ")
+        except Exception as exc:  # a probe must report, not crash the doctor
+            outcome["failed"] = f"{type(exc).__name__}: {exc}"
+
     started = time.perf_counter()
-    future = pool.submit(probe)
-    try:
-        detail = future.result(timeout=timeout)
-        status = "ok"
-    except concurrent.futures.TimeoutError:
-        status, detail = "timeout", f"no answer within {timeout:.0f} s"
-    except SophiaError as exc:
-        status, detail = "failed", exc.agent_message().replace("\n", " ")
-    except Exception as exc:  # a probe must report, not crash the doctor
-        status, detail = "failed", f"{type(exc).__name__}: {exc}"
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    worker = threading.Thread(target=run, daemon=True)  # a hung vendor call must not hold the exit
+    worker.start()
+    worker.join(timeout)
+    status, detail = next(iter(outcome.items()), ("timeout", f"no answer within {timeout:g} s"))
     elapsed = time.perf_counter() - started
     return label, status, redact(f"{detail} ({elapsed * 1000:.0f} ms)")
 
@@ -41,6 +42,9 @@ def run_doctor(*, timeout: float) -> int:
         print(f"  {resolved.name:<{width}}  {resolved.source:<22} {resolved.display()}")
     if not rows:
         print("  (nothing set: every server runs on its embedded defaults)")
+    short = [r.name for r in rows if r.secret and too_short_to_redact(r.value)]
+    if short:
+        print(f"  WARNING: {', '.join(short)} too short to be masked in output; is the value right?")
     unset_secrets = [s.name for s in SETTINGS.values() if s.secret and settings.resolve(s.name) is None]
     if unset_secrets:
         print(f"  not set: {', '.join(unset_secrets)}")

@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("client", choices=["cursor", "claude"])
     p.add_argument("--uv", action="store_true", help="launch through `uv run` instead of the venv scripts")
 
-    sub.add_parser("demo", help="load the demo dataset and query it through the BI server")
+    p = sub.add_parser("demo", help="load the demo dataset and query it through the BI server")
+    p.add_argument("--force", action="store_true", help="replace same-named tables the demo did not create")
 
     p = sub.add_parser("bench", help="benchmark the BI server against a bare MCPServer")
     p.add_argument("--runs", type=int, default=7, help="cold starts per server")
@@ -57,6 +58,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a CLI prints what failed, not a traceback
+        print(redact(f"sophia {args.command}: {_describe_failure(exc)}"), file=sys.stderr)
+        return 1
+
+
+def _describe_failure(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    text = str(exc) or type(exc).__name__
+    if "Timed out" in text:
+        return f"{text}. The server did not answer in time: raise SOPHIA_CALL_TIMEOUT (seconds, default 300)."
+    if isinstance(exc, OSError):
+        return f"could not start or reach the server: {text}"
+    return f"{type(exc).__name__}: {text}"
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -80,7 +95,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        return asyncio.run(run_demo())
+        return asyncio.run(run_demo(force=args.force))
     if args.command == "bench":
         from .bench import run_bench
 

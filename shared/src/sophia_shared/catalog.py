@@ -47,6 +47,13 @@ _BI = [
         False,
         "Embedded DuckDB warehouse file (default <data dir>/warehouse.duckdb).",
     ),
+    SettingSpec(
+        "SOPHIA_DUCKDB_STATEMENT_TIMEOUT_SECONDS",
+        "business_intelligence",
+        False,
+        "Embedded warehouse statement timeout.",
+        "120",
+    ),
     SettingSpec("SNOWFLAKE_ACCOUNT", "business_intelligence", False, "Snowflake account identifier (orgname-account)."),
     SettingSpec("SNOWFLAKE_USER", "business_intelligence", False, "Snowflake user name."),
     SettingSpec("SNOWFLAKE_PASSWORD", "business_intelligence", True, "Snowflake password (password auth)."),

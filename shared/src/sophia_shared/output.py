@@ -106,6 +106,21 @@ def cap_rows(rows: list[list[Any]], *, max_rows: int, max_bytes: int = DEFAULT_M
     return len(rows), False
 
 
+def clip_cells(rows: list[list[Any]], *, max_chars: int) -> tuple[list[list[Any]], int]:
+    """Cut text values longer than `max_chars` (one huge value must not blow the byte cap)."""
+    clipped = 0
+    out: list[list[Any]] = []
+    for row in rows:
+        new_row = []
+        for value in row:
+            if isinstance(value, str) and len(value) > max_chars:
+                value = value[:max_chars] + f"…[clipped {len(value) - max_chars:,} chars]"
+                clipped += 1
+            new_row.append(value)
+        out.append(new_row)
+    return out, clipped
+
+
 def clip_text(text: str, limit: int) -> tuple[str, bool]:
     if len(text) <= limit:
         return text, False

@@ -14,8 +14,14 @@ import threading
 from typing import Any
 
 MASK = "[REDACTED]"
-# Shorter values would mask ordinary words; such "secrets" are reported by `sophia doctor`.
+# Shorter values would mask ordinary words, so they are never masked; `too_short_to_redact` lets
+# `sophia doctor` warn about such a secret.
 MIN_SECRET_LENGTH = 4
+
+
+def too_short_to_redact(value: str | None) -> bool:
+    """True for a non-empty value the redactor will not mask because it is shorter than MIN_SECRET_LENGTH."""
+    return value is not None and 0 < len(value) < MIN_SECRET_LENGTH
 
 
 class Redactor:
@@ -59,11 +65,14 @@ class Redactor:
         return pattern.sub(MASK, text)
 
     def redact_obj(self, obj: Any) -> Any:
-        """Redact every string inside a JSON-like structure (keys included)."""
+        """Redact every string inside a JSON-like structure (keys included), and numbers equal to a secret."""
         if self._pattern is None:
             return obj
         if isinstance(obj, str):
             return self.redact(obj)
+        # A numeric secret (a PIN, an account number) can come back as a JSON number; bool is an int too.
+        if isinstance(obj, int | float) and not isinstance(obj, bool):
+            return MASK if str(obj) in self._values else obj
         if isinstance(obj, dict):
             return {self.redact_obj(k): self.redact_obj(v) for k, v in obj.items()}
         if isinstance(obj, list | tuple):

@@ -131,7 +131,13 @@ class ServerSpec(Generic[StateT]):
     close_state: Callable[[StateT], Awaitable[None] | None] | None = None
 
     def registered_tools(self, settings: Settings) -> list[ToolDef]:
-        allow_write = settings.flag(write_gate_variable(self.key))
+        """The tools to list: write tools only when the write gate is on.
+
+        The gate is read from local sources only (environment, local ESC-format file, `.env`): tools
+        are listed while the server builds, before `initialize`, and an unreachable remote ESC would
+        stall that (12 s observed). A gate kept only in remote ESC therefore does not open writes.
+        """
+        allow_write = settings.flag_local(write_gate_variable(self.key))
         return [t for t in self.tools if allow_write or not t.writes]
 
 

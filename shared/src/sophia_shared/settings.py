@@ -1,6 +1,8 @@
 """Settings with source tracking: environment → Pulumi ESC → local ESC-format file → `.env`.
 
-Nothing is read until a value is asked for, so servers answer `initialize` before any network call.
+Nothing is read until a value is asked for, so servers answer `initialize` before any network call;
+what must be known before then (the write gate) is read with `get_local`/`flag_local`, which never
+open remote ESC.
 Every secret value that resolves is registered with the redactor.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -57,24 +60,55 @@ def _default_esc_opener(ref: str, token: str, backend_url: str | None) -> Source
     return open_esc_environment(ref, token=token, backend_url=backend_url)
 
 
+_DOTENV_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"'}
+_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([^=\s]+)\s*=(.*)$")
+_TRAILING_COMMENT = re.compile(r"^\s*(?:#.*)?$")
+_UNQUOTED_COMMENT = re.compile(r"\s#")
+
+
 def parse_dotenv(path: Path) -> dict[str, str]:
-    """A small `.env` reader: KEY=VALUE, `export` prefix, quotes, comments."""
+    """A small `.env` reader: KEY=VALUE, `export` prefix, single or double quotes, `#` comments."""
     values: dict[str, str] = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
+    # utf-8-sig: an editor's byte-order mark must not become part of the first key.
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
             continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        key, value = key.strip(), value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-            if raw.strip().split("=", 1)[1].strip().startswith('"'):
-                value = value.encode("utf-8").decode("unicode_escape") if "\\" in value else value
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        if key:
-            values[key] = value
+        match = _DOTENV_LINE.match(stripped)
+        if match is None:
+            continue
+        value = _dotenv_value(match.group(2))
+        if value is None:
+            # The line number only: the value may be a secret.
+            log.warning("%s line %d: text after the closing quote; line skipped", path, number)
+            continue
+        values[match.group(1)] = value
     return values
+
+
+def _dotenv_value(text: str) -> str | None:
+    """The value part of one line; None when a quoted value is followed by something other than a comment."""
+    rest = text.lstrip()
+    quote = rest[:1]
+    if quote == "'":
+        end = rest.find("'", 1)
+        if end != -1:
+            return rest[1:end] if _TRAILING_COMMENT.match(rest[end + 1 :]) else None
+    elif quote == '"':
+        chars: list[str] = []
+        index = 1
+        while index < len(rest):
+            char = rest[index]
+            if char == "\\" and rest[index + 1 : index + 2] in _DOTENV_ESCAPES:
+                chars.append(_DOTENV_ESCAPES[rest[index + 1]])
+                index += 2
+                continue
+            if char == '"':
+                return "".join(chars) if _TRAILING_COMMENT.match(rest[index + 1 :]) else None
+            chars.append(char)
+            index += 1
+    # Unquoted, or an unterminated quote kept as written: a comment starts at whitespace + `#`.
+    return _UNQUOTED_COMMENT.split(text, maxsplit=1)[0].strip()
 
 
 class Settings:
@@ -176,13 +210,17 @@ class Settings:
     # -- public API ----------------------------------------------------------------------------
 
     def resolve(self, name: str) -> Resolved | None:
+        return self._resolve(name, remote=True)
+
+    def _resolve(self, name: str, *, remote: bool) -> Resolved | None:
         spec = SETTINGS.get(name)
         secret = is_secret_name(name)
         value = self._environ.get(name)
         if value:
             return Resolved(name, value, "env", secret)
         if name not in BOOTSTRAP:
-            for source in (self._esc_source(), self._file_source()):
+            sources = (self._esc_source(), self._file_source()) if remote else (self._file_source(),)
+            for source in sources:
                 if source is not None and source.values.get(name):
                     return Resolved(name, source.values[name], source.label, secret or name in source.secrets)
         value = self._dotenv_source().values.get(name)
@@ -196,6 +234,15 @@ class Settings:
         found = self.resolve(name)
         return found.value if found is not None else default
 
+    def get_local(self, name: str, default: str | None = None) -> str | None:
+        """Like `get`, but never opens remote ESC: environment → local ESC-format file → `.env`.
+
+        For settings read before `initialize` is answered (the write gate), where an unreachable
+        ESC would stall the handshake.
+        """
+        found = self._resolve(name, remote=False)
+        return found.value if found is not None else default
+
     def require(self, name: str, purpose: str) -> str:
         value = self.get(name)
         if value is None:
@@ -203,13 +250,18 @@ class Settings:
         return value
 
     def flag(self, name: str) -> bool:
-        return (self.get(name) or "").strip().lower() in {"1", "true", "yes", "on"}
+        return _truthy(self.get(name))
+
+    def flag_local(self, name: str) -> bool:
+        """A flag from the local sources only; see `get_local`."""
+        return _truthy(self.get_local(name))
 
     def refresh_esc(self) -> bool:
-        """Re-open the ESC environment (after a vendor 401/403); True if ESC is in use."""
+        """Re-open the ESC environment (after a vendor 401/403); True only if ESC is in use and re-opened."""
         with self._lock:
             self._esc = None
-        return self._esc_source() is not None
+            # A failed open is cached as an empty source with `esc_error` set: nothing new to retry with.
+            return self._esc_source() is not None and self._esc_error is None
 
     @property
     def esc_error(self) -> str | None:
@@ -224,6 +276,10 @@ class Settings:
         """Every catalogued setting that has a value, for `sophia doctor`."""
         found = (self.resolve(name) for name in SETTINGS)
         return [r for r in found if r is not None]
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def call_with_auth_refresh(

@@ -11,6 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sophia_shared.errors import BackendError, InputError
+
 SEED = 20261121
 QUARTER_START = dt.date(2026, 10, 1)  # the demo's "this quarter" is Q4 2026
 QUARTER_END = dt.date(2026, 12, 31)
@@ -128,21 +130,38 @@ CREATE OR REPLACE TABLE CALLS.TRANSCRIPTS (CALL_ID INTEGER PRIMARY KEY, DEAL_ID 
     PARTICIPANTS VARCHAR, SENTIMENT VARCHAR, TRANSCRIPT VARCHAR);
 CREATE OR REPLACE TABLE TEAM.MESSAGES (MESSAGE_ID INTEGER PRIMARY KEY, CHANNEL VARCHAR, AUTHOR VARCHAR,
     SENT_AT TIMESTAMP, TEXT VARCHAR, DEAL_ID INTEGER);
-COMMENT ON TABLE CRM.DEALS IS 'Sales pipeline: one row per opportunity, CLOSE_DATE is the current forecast';
-COMMENT ON TABLE CALLS.TRANSCRIPTS IS 'Sales call transcripts linked to deals';
-COMMENT ON TABLE TEAM.MESSAGES IS 'Team chat messages about deals';
+COMMENT ON TABLE CRM.ACCOUNTS IS '[sophia demo] Customer accounts';
+COMMENT ON TABLE CRM.DEALS IS '[sophia demo] Sales pipeline, one row per deal, CLOSE_DATE is the forecast';
+COMMENT ON TABLE CALLS.TRANSCRIPTS IS '[sophia demo] Sales call transcripts linked to deals';
+COMMENT ON TABLE TEAM.MESSAGES IS '[sophia demo] Team chat messages about deals';
 COMMENT ON COLUMN CRM.DEALS.EXPECTED_CLOSE_DATE IS 'Close date forecast when the quarter started';
 """
 
 
-def load_demo_dataset(path: Path) -> dict[str, int]:
-    """(Re)create the demo schemas in the DuckDB file at `path`; returns row counts per table."""
+DEMO_MARK = "[sophia demo]"
+DEMO_TABLES = (("CRM", "ACCOUNTS"), ("CRM", "DEALS"), ("CALLS", "TRANSCRIPTS"), ("TEAM", "MESSAGES"))
+
+
+def load_demo_dataset(path: Path, *, force: bool = False) -> dict[str, int]:
+    """(Re)create the demo schemas in the DuckDB file at `path`; returns row counts per table.
+
+    Tables of the same names that the demo did not create are left alone unless `force`.
+    """
     import duckdb
 
     path.parent.mkdir(parents=True, exist_ok=True)
     data = _rows()
-    con = duckdb.connect(str(path))
     try:
+        con = duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        raise BackendError(
+            f"Could not open {path} to load the demo data: {exc}",
+            hint="Stop the process holding the warehouse open (an MCP client running the BI server?) "
+            "or set SOPHIA_DUCKDB_PATH to another file.",
+        ) from exc
+    try:
+        if not force:
+            _refuse_to_replace_user_tables(con, path)
         con.execute("BEGIN")
         for statement in filter(str.strip, _DDL.split(";")):
             con.execute(statement)
@@ -159,6 +178,24 @@ def load_demo_dataset(path: Path) -> dict[str, int]:
     finally:
         con.close()
     return {name: len(rows) for name, rows in data.items()}
+
+
+def _refuse_to_replace_user_tables(con: Any, path: Path) -> None:
+    rows = con.execute(
+        "SELECT schema_name, table_name, COALESCE(comment, '') FROM duckdb_tables() WHERE database_name = "
+        "current_database()"
+    ).fetchall()
+    theirs = [
+        f"{schema}.{table}"
+        for schema, table, comment in rows
+        if (schema.upper(), table.upper()) in DEMO_TABLES and not comment.startswith(DEMO_MARK)
+    ]
+    if theirs:
+        raise InputError(
+            f"{path} already has {', '.join(theirs)}, which the demo did not create; it was left untouched.",
+            hint="Run the demo against another file (SOPHIA_DUCKDB_PATH=/tmp/demo.duckdb uv run sophia demo), "
+            "or pass --force to replace those tables.",
+        )
 
 
 # The questions `sophia demo` asks, written in Snowflake SQL (transpiled for DuckDB by the server).

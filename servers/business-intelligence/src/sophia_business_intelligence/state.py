@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from sophia_shared.errors import ConfigError
 from sophia_shared.server import write_gate_variable
 from sophia_shared.settings import Settings
 
@@ -22,7 +23,8 @@ class BIState:
 
     @property
     def allow_write(self) -> bool:
-        return self.settings.flag(write_gate_variable(SERVER_KEY))
+        # Local sources only, like the registration of the write tool itself.
+        return self.settings.flag_local(write_gate_variable(SERVER_KEY))
 
     def warehouse(self) -> Warehouse:
         with self._lock:
@@ -43,6 +45,14 @@ def open_warehouse(settings: Settings, *, writable: bool) -> Warehouse:
 
     if snowflake_configured(settings):
         return SnowflakeWarehouse(settings)
+    if settings.esc_ref and settings.esc_error:
+        # Snowflake settings may live in the ESC environment we could not open: answering from the
+        # embedded warehouse instead would be answering from the wrong data.
+        raise ConfigError(
+            f"Pulumi ESC environment {settings.esc_ref} could not be opened, so the warehouse settings are "
+            f"unknown: {settings.esc_error}",
+            hint="Fix the ESC problem above, or unset SOPHIA_ESC_ENV to use local settings only.",
+        )
     from .backends.duckdb import DuckDBWarehouse
 
     return DuckDBWarehouse.from_settings(settings, writable=writable)

@@ -9,13 +9,18 @@ configuration (no SET). Without the write gate the file is also opened read-only
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import threading
+import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sophia_shared.errors import BackendError, CancelledByClient, InputError
+from sophia_shared.errors import BackendError, CancelledByClient, ConfigError, InputError
 from sophia_shared.paths import data_dir
 from sophia_shared.settings import Settings
 
@@ -34,13 +39,51 @@ LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {
 }
 _INTERNAL_DATABASES = ("system", "temp")
 _FETCH_CHUNK = 1_000
+_MAX_OPEN_RESULTS = 8
+_RESULT_TTL_SECONDS = 600.0
+
+
+class _OpenResult:
+    """A result set still being paged: rows from `start` on are buffered, the rest wait in DuckDB."""
+
+    def __init__(self, cursor: Any, fingerprint: str, columns: list[ColumnInfo]) -> None:
+        self.cursor = cursor
+        self.fingerprint = fingerprint
+        self.columns = columns
+        self.start = 0
+        self.buffer: list[list[Any]] = []
+        self.touched = 0.0
+
+    def skip_to(self, offset: int) -> None:
+        while self.start < offset:
+            chunk = self.cursor.fetchmany(min(_FETCH_CHUNK, offset - self.start))
+            if not chunk:
+                break
+            self.start += len(chunk)
+
+    def can_serve(self, offset: int) -> bool:
+        return self.start <= offset <= self.start + len(self.buffer)
+
+    def read(self, offset: int, count: int) -> list[list[Any]]:
+        """Rows offset … offset+count-1; they stay buffered until a later read moves past them."""
+        self.buffer = self.buffer[offset - self.start :]
+        self.start = offset
+        if len(self.buffer) < count:
+            self.buffer += [list(r) for r in self.cursor.fetchmany(count - len(self.buffer))]
+        return self.buffer[:count]
+
+    def close(self) -> None:
+        # Closing a finished or interrupted cursor must not mask the real error.
+        with contextlib.suppress(Exception):
+            self.cursor.close()
 
 
 def duckdb_path(settings: Settings) -> Path:
     explicit = settings.get("SOPHIA_DUCKDB_PATH")
     if explicit:
         return Path(explicit).expanduser()
-    return data_dir() / "warehouse.duckdb"
+    configured_dir = settings.get("SOPHIA_DATA_DIR")
+    return (Path(configured_dir).expanduser() if configured_dir else data_dir()) / "warehouse.duckdb"
 
 
 class DuckDBWarehouse:
@@ -48,15 +91,25 @@ class DuckDBWarehouse:
 
     kind = "duckdb"
 
-    def __init__(self, path: Path, *, writable: bool = False) -> None:
+    def __init__(self, path: Path, *, writable: bool = False, statement_timeout: float = 120.0) -> None:
         self.path = path
         self.writable = writable
+        self.statement_timeout = statement_timeout
         self._lock = threading.Lock()
         self._con: Any = None
+        self._results: OrderedDict[str, _OpenResult] = OrderedDict()
+        self._results_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, writable: bool) -> DuckDBWarehouse:
-        return cls(duckdb_path(settings), writable=writable)
+        raw = settings.get("SOPHIA_DUCKDB_STATEMENT_TIMEOUT_SECONDS") or "120"
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise ConfigError(
+                f"SOPHIA_DUCKDB_STATEMENT_TIMEOUT_SECONDS must be a number of seconds, not {raw!r}."
+            ) from None
+        return cls(duckdb_path(settings), writable=writable, statement_timeout=timeout)
 
     def describe(self) -> str:
         mode = "read-write" if self.writable else "read-only"
@@ -67,21 +120,37 @@ class DuckDBWarehouse:
     def _connection(self) -> Any:
         with self._lock:
             if self._con is None:
-                import duckdb
-
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                if not self.path.exists():
-                    # A read-only open needs an existing file: create an empty warehouse first.
-                    duckdb.connect(str(self.path)).close()
-                try:
-                    self._con = duckdb.connect(str(self.path), read_only=not self.writable, config=LOCKED_DOWN)
-                except duckdb.IOException as exc:
-                    raise BackendError(
-                        f"Could not open the DuckDB warehouse {self.path}: {exc}",
-                        hint="Another process may hold it open for writing (stop it), or point "
-                        "SOPHIA_DUCKDB_PATH at another file.",
-                    ) from exc
+                self._con = self._open()
             return self._con
+
+    def _open(self) -> Any:
+        import duckdb
+
+        if self.path.is_dir():
+            raise ConfigError(f"SOPHIA_DUCKDB_PATH points at a directory ({self.path}), not a DuckDB file.")
+        if not self.path.exists() and not self.writable:
+            raise ConfigError(
+                f"There is no warehouse at {self.path} yet.",
+                hint="Run `uv run sophia demo` to create one with demo data, point SOPHIA_DUCKDB_PATH at an "
+                "existing DuckDB file, or set SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE=1 to create tables.",
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return duckdb.connect(str(self.path), read_only=not self.writable, config=LOCKED_DOWN)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot create the warehouse at {self.path}: {exc.strerror or exc}.",
+                hint="Set SOPHIA_DUCKDB_PATH to a writable location.",
+            ) from exc
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                hint = "Another process holds it open for writing: stop it, or point SOPHIA_DUCKDB_PATH elsewhere."
+            elif "not a valid" in text.lower() or "database file" in text.lower():
+                hint = "The file is not a DuckDB database: point SOPHIA_DUCKDB_PATH at a DuckDB file."
+            else:
+                hint = "Check the file's permissions, or point SOPHIA_DUCKDB_PATH at another file."
+            raise BackendError(f"Could not open the DuckDB warehouse {self.path}: {text}", hint=hint) from exc
 
     def _cursor(self, cancel: CancelToken | None = None) -> Any:
         cur = self._connection().cursor()
@@ -92,21 +161,40 @@ class DuckDBWarehouse:
     def _run(self, cur: Any, sql: str, params: Sequence[Any]) -> Any:
         import duckdb
 
+        # DuckDB has no statement timeout of its own: a timer interrupts the cursor instead.
+        timed_out = threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
+            cur.interrupt()
+
+        timer = threading.Timer(self.statement_timeout, expire)
+        timer.daemon = True
+        timer.start()
         try:
             return cur.execute(sql, list(params) if params else None)
         except duckdb.InterruptException as exc:
+            if timed_out.is_set():
+                raise BackendError(
+                    f"The query ran longer than {self.statement_timeout:g} s and was stopped.",
+                    hint="Aggregate or filter more, or raise SOPHIA_DUCKDB_STATEMENT_TIMEOUT_SECONDS.",
+                ) from exc
             raise CancelledByClient("The query was cancelled.") from exc
         except duckdb.PermissionException as exc:
             raise InputError(
                 f"The embedded warehouse refused this: {exc}",
                 hint="Queries can only read the warehouse's own tables, not local files.",
             ) from exc
+        except duckdb.InvalidInputException as exc:
+            raise InputError(
+                f"DuckDB could not run the statement: {exc}",
+                hint="Check that params has one value per ? placeholder, and the values' types.",
+            ) from exc
         except (
             duckdb.ParserException,
             duckdb.BinderException,
             duckdb.CatalogException,
             duckdb.ConversionException,
-            duckdb.InvalidInputException,
         ) as exc:
             raise InputError(
                 f"DuckDB could not run the query on the embedded warehouse {self.path}: {exc}",
@@ -115,6 +203,8 @@ class DuckDBWarehouse:
             ) from exc
         except duckdb.Error as exc:
             raise BackendError(f"DuckDB failed: {exc}") from exc
+        finally:
+            timer.cancel()
 
     # -- Warehouse -----------------------------------------------------------------------------
 
@@ -128,21 +218,60 @@ class DuckDBWarehouse:
         handle: str,
         cancel: CancelToken,
     ) -> RowPage:
-        cur = self._cursor(cancel)
+        """One page; a result with more rows stays open under a handle, so later pages come from the
+        same execution (a re-run could order rows differently and lose or repeat some)."""
+        fingerprint = hashlib.sha256(repr((sql, list(params))).encode()).hexdigest()
+        entry = self._take_result(handle, fingerprint, offset)
+        if entry is None:
+            cur = self._cursor(cancel)
+            try:
+                self._run(cur, duckdb_sql(sql), params)
+                entry = _OpenResult(
+                    cur, fingerprint, [ColumnInfo(name=d[0], type=str(d[1])) for d in (cur.description or [])]
+                )
+                entry.skip_to(offset)
+            except BaseException:
+                cur.close()
+                raise
+        else:
+            cancel.on_cancel(entry.cursor.interrupt)
         try:
-            self._run(cur, duckdb_sql(sql), params)
-            columns = [ColumnInfo(name=d[0], type=str(d[1])) for d in (cur.description or [])]
-            skipped = 0
-            while skipped < offset:
-                chunk = cur.fetchmany(min(_FETCH_CHUNK, offset - skipped))
-                if not chunk:
-                    break
-                skipped += len(chunk)
-            rows = [list(r) for r in cur.fetchmany(max_rows + 1)]
-        finally:
-            cur.close()
+            rows = entry.read(offset, max_rows + 1)
+        except BaseException:
+            entry.close()
+            raise
         has_more = len(rows) > max_rows
-        return RowPage(columns=columns, rows=rows[:max_rows], has_more=has_more)
+        if has_more:
+            handle = handle or uuid.uuid4().hex
+            self._keep_result(handle, entry)
+        else:
+            entry.close()
+            handle = ""
+        return RowPage(columns=entry.columns, rows=rows[:max_rows], has_more=has_more, handle=handle)
+
+    def _take_result(self, handle: str, fingerprint: str, offset: int) -> _OpenResult | None:
+        if not handle:
+            return None
+        with self._results_lock:
+            entry = self._results.pop(handle, None)
+        if entry is None:
+            return None
+        if entry.fingerprint != fingerprint or not entry.can_serve(offset):
+            entry.close()
+            return None
+        return entry
+
+    def _keep_result(self, handle: str, entry: _OpenResult) -> None:
+        now = time.monotonic()
+        with self._results_lock:
+            self._results[handle] = entry
+            entry.touched = now
+            stale = [h for h, e in self._results.items() if now - e.touched > _RESULT_TTL_SECONDS]
+            while len(self._results) - len(stale) > _MAX_OPEN_RESULTS:
+                stale.append(next(iter(self._results)))
+            dropped = [self._results.pop(h) for h in dict.fromkeys(stale) if h in self._results]
+        for old in dropped:
+            old.close()
 
     def execute_write(self, sql: str, *, params: Sequence[Any], cancel: CancelToken) -> WriteOutcome:
         cur = self._cursor(cancel)
@@ -221,6 +350,10 @@ class DuckDBWarehouse:
         return f"DuckDB {duckdb.__version__}"
 
     def close(self) -> None:
+        with self._results_lock:
+            open_results, self._results = list(self._results.values()), OrderedDict()
+        for entry in open_results:
+            entry.close()
         with self._lock:
             if self._con is not None:
                 self._con.close()

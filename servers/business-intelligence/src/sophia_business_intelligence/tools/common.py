@@ -29,10 +29,6 @@ async def on_warehouse(ctx: Context[Any, Any], action: Callable[[Warehouse, Canc
     return await run_blocking(lambda: action(state.warehouse(), cancel), on_cancel=cancel.cancel)
 
 
-def bi_state(ctx: Context[Any, Any]) -> BIState:
-    return state_of(ctx, BIState)
-
-
 def render_table(columns: list[str], rows: list[list[Any]], *, max_cell: int = 80) -> str:
     """A compact pipe table for the text rendering (the structured content has the full values)."""
 

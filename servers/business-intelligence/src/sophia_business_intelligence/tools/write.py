@@ -9,8 +9,9 @@ from pydantic import Field
 
 from sophia_shared.server import ToolResult, sophia_tool
 
-from ..sql_guard import check_write
-from .common import bi_state, on_warehouse
+from ..backends.base import CancelToken, Warehouse, WriteOutcome
+from ..sql_guard import CheckedStatement, check_write
+from .common import on_warehouse
 
 
 class WriteResult(ToolResult):
@@ -49,9 +50,12 @@ async def warehouse_execute(
     statements (USE, SET, GRANT, COPY, PUT, ATTACH, CALL…) and multiple statements are refused.
     Use warehouse_query for reads.
     """
-    backend = bi_state(ctx).warehouse().kind
-    checked = check_write(sql, embedded=backend == "duckdb")
-    outcome = await on_warehouse(ctx, lambda wh, cancel: wh.execute_write(checked.sql, params=params, cancel=cancel))
+
+    def run(wh: Warehouse, cancel: CancelToken) -> tuple[str, CheckedStatement, WriteOutcome]:
+        checked = check_write(sql, embedded=wh.kind == "duckdb")
+        return wh.kind, checked, wh.execute_write(checked.sql, params=params, cancel=cancel)
+
+    backend, checked, outcome = await on_warehouse(ctx, run)
     return WriteResult(
         backend=backend,
         statement_type=checked.statement_type,
