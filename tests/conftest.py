@@ -40,4 +40,14 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
             monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture
+def no_esc_cli_or_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No developer `esc` CLI on PATH (it would change which ESC path is taken) and no proxy for 127.0.0.1."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
 pytest_plugins = ["tests.fakes.snowflake_server"]

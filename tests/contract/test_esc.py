@@ -69,13 +69,8 @@ def closed_port_url() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No developer `esc` on PATH (it would change which path is taken) and no proxy for 127.0.0.1."""
-    empty = tmp_path / "empty-path"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+def _hermetic(no_esc_cli_or_proxy: None) -> None:
+    """Every test here runs without a developer's `esc` CLI or proxy (see conftest)."""
 
 
 @pytest.fixture

@@ -62,13 +62,8 @@ def source_of(settings: Settings, name: str) -> tuple[str, str] | None:
 
 
 @pytest.fixture(autouse=True)
-def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No developer `esc` CLI on PATH and no proxy in front of the local fake."""
-    empty = tmp_path / "empty-path"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+def _hermetic(no_esc_cli_or_proxy: None) -> None:
+    """Every test here runs without a developer's `esc` CLI or proxy (see conftest)."""
 
 
 FILE_YAML = """\
