@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
@@ -15,6 +15,12 @@ from ..backends.base import CancelToken, Warehouse
 from ..state import BIState
 
 T = TypeVar("T")
+
+
+# Bound values for `?` placeholders; a plain list (default []) keeps the schema free of anyOf.
+SqlParams = Annotated[
+    list[Any], Field(description="Values bound to the ? placeholders, in order (never formatted into the SQL).")
+]
 
 
 class Column(BaseModel):

@@ -12,7 +12,7 @@ from sophia_shared.server import ToolResult, sophia_tool
 
 from ..backends.base import CancelToken, RowPage, Warehouse
 from ..sql_guard import CheckedStatement, check_read_only
-from .common import Column, on_warehouse, render_table
+from .common import Column, SqlParams, on_warehouse, render_table
 
 DEFAULT_ROWS = 100
 MAX_ROWS = 1_000
@@ -60,10 +60,7 @@ async def warehouse_query(
             "DESCRIBE or EXPLAIN. Use ? placeholders for values and pass them in params."
         ),
     ],
-    params: Annotated[
-        list[Any],
-        Field(description="Values bound to the ? placeholders, in order (never formatted into the SQL)."),
-    ] = [],  # noqa: B006 - pydantic copies defaults; a list keeps the schema free of anyOf
+    params: SqlParams = [],  # noqa: B006 - pydantic copies defaults
     max_rows: Annotated[
         int, Field(ge=1, le=MAX_ROWS, description=f"Rows per page, 1–{MAX_ROWS} (default {DEFAULT_ROWS}).")
     ] = DEFAULT_ROWS,

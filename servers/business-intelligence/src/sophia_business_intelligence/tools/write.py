@@ -11,7 +11,7 @@ from sophia_shared.server import ToolResult, sophia_tool
 
 from ..backends.base import CancelToken, Warehouse, WriteOutcome
 from ..sql_guard import CheckedStatement, check_write
-from .common import on_warehouse
+from .common import SqlParams, on_warehouse
 
 
 class WriteResult(ToolResult):
@@ -41,7 +41,7 @@ async def warehouse_execute(
             "UPDATE, DELETE, MERGE, TRUNCATE). Use ? placeholders for values."
         ),
     ],
-    params: Annotated[list[Any], Field(description="Values bound to the ? placeholders, in order.")] = [],  # noqa: B006
+    params: SqlParams = [],  # noqa: B006 - pydantic copies defaults
 ) -> WriteResult:
     """Change the business warehouse with one DDL or DML statement (this tool exists only because
     SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE=1 is set).
