@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sophia_shared.catalog import SETTINGS
+from sophia_shared.setting_specs import SETTINGS
 from sophia_shared.errors import SophiaError
 from sophia_shared.redaction import redact, too_short_to_redact
 from sophia_shared.settings import Settings

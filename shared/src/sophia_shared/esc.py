@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .catalog import ESC_GROUPS, is_secret_name
+from .setting_specs import ESC_GROUPS, is_secret_name
 from .errors import ConfigError
 from .redaction import MASK, MIN_SECRET_LENGTH
 from .settings import SourceValues

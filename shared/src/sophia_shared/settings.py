@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .catalog import SETTINGS, is_secret_name
+from .setting_specs import SETTINGS, is_secret_name
 from .errors import ConfigError, missing_setting
 from .paths import config_dir
 from .redaction import mask, register_secret
