@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .setting_specs import ESC_GROUPS, is_secret_name
+from .setting_specs import is_secret_name
+
+# TEMPORARY until the groups are threaded from Settings.esc_groups.
+ESC_GROUPS = ("ai_intelligence", "data_intelligence", "infrastructure", "business_intelligence")
 from .errors import ConfigError
 from .redaction import MASK, MIN_SECRET_LENGTH
 from .settings import SourceValues

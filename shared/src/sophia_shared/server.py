@@ -11,7 +11,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar, get_type_hints
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -20,8 +20,10 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
 from .errors import SophiaError
+from .gate import write_gate_variable, writes_allowed
 from .logs import configure_logging
 from .redaction import redact, redact_obj
+from .setting_specs import SettingSpec
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -115,20 +117,48 @@ def _as_mcp_function(tool: ToolDef) -> Callable[..., Awaitable[CallToolResult]]:
     return call
 
 
-def write_gate_variable(server_key: str) -> str:
-    return f"SOPHIA_{server_key.upper()}_ALLOW_WRITE"
-
-
 @dataclass
 class ServerSpec(Generic[StateT]):
-    """What a server is: its MCP name, instructions, tools, and the state its tools share."""
+    """What a server is: its MCP name, tools, settings, health probe and the state its tools share.
 
-    name: str
+    Everything outside the server (the CLI, `doctor`, `config`, the schema test, the test fixtures)
+    learns about a server from this spec, found through the `sophia.servers` entry-point group.
+    """
+
+    name: str  # MCP name, "sophia-business-intelligence"
     key: str  # "business_intelligence": names the write-gate variable and the ESC group
     instructions: str
     tools: Sequence[ToolDef]
     make_state: Callable[[Settings], StateT] | None = None
     close_state: Callable[[StateT], Awaitable[None] | None] | None = None
+    settings: Sequence[SettingSpec] = ()
+    env_prefixes: Sequence[str] = ()  # vendor variable prefixes the server reads (SNOWFLAKE_, …)
+    probe: Callable[[Settings], str] | None = None  # blocking health check for `sophia doctor`
+    aliases: tuple[str, ...] = ()  # short names for the CLI: "bi"
+    summary: str = ""  # one line for `sophia tools`/`config`
+    version: str = field(default="0.1.0")
+
+    @property
+    def cli_name(self) -> str:
+        """`business-intelligence`: the name the CLI and the entry point use."""
+        return self.key.replace("_", "-")
+
+    @property
+    def write_gate(self) -> str:
+        return write_gate_variable(self.key)
+
+    @property
+    def has_write_tools(self) -> bool:
+        return any(t.writes for t in self.tools)
+
+    def all_settings(self) -> tuple[SettingSpec, ...]:
+        """The server's declared settings, plus its write gate when it has write tools."""
+        gate = (
+            (SettingSpec(self.write_gate, self.key, False, "Set to 1 to register the write tools.", "0"),)
+            if self.has_write_tools
+            else ()
+        )
+        return (*gate, *self.settings)
 
     def registered_tools(self, settings: Settings) -> list[ToolDef]:
         """The tools to list: write tools only when the write gate is on.
@@ -137,13 +167,13 @@ class ServerSpec(Generic[StateT]):
         are listed while the server builds, before `initialize`, and an unreachable remote ESC would
         stall that (12 s observed). A gate kept only in remote ESC therefore does not open writes.
         """
-        allow_write = settings.flag_local(write_gate_variable(self.key))
+        allow_write = writes_allowed(settings, self.key)
         return [t for t in self.tools if allow_write or not t.writes]
 
 
 def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCPServer[Any]:
     """An `MCPServer` with the spec's tools; state is made lazily in the lifespan (no I/O)."""
-    settings = settings or Settings()
+    settings = settings or Settings(specs=spec.all_settings())
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Any]:
@@ -157,7 +187,7 @@ def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCP
                     await outcome
 
     server: MCPServer[Any] = MCPServer(
-        name=spec.name, instructions=spec.instructions, version="0.1.0", lifespan=lifespan
+        name=spec.name, instructions=spec.instructions, version=spec.version, lifespan=lifespan
     )
     for tool in spec.registered_tools(settings):
         description = inspect.cleandoc(tool.fn.__doc__ or "")
@@ -182,7 +212,7 @@ def state_of(ctx: Context[Any, Any], kind: type[StateT]) -> StateT:
 def run_server(spec: ServerSpec[Any]) -> None:
     """Console-script entry point: stdio transport, logs on stderr."""
     configure_logging()
-    settings = Settings()
+    settings = Settings(specs=spec.all_settings())
     server = build_server(spec, settings)
     # The SDK reconfigures logging when it builds the server; put ours back on top.
     configure_logging()

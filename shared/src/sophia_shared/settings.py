@@ -13,12 +13,12 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .setting_specs import SETTINGS, is_secret_name
+from .setting_specs import CORE_SETTINGS, SettingSpec, is_secret_name
 from .errors import ConfigError, missing_setting
 from .paths import config_dir
 from .redaction import mask, register_secret
@@ -120,7 +120,11 @@ class Settings:
         *,
         cwd: Path | None = None,
         esc_opener: EscOpener | None = None,
+        specs: Iterable[SettingSpec] = (),
     ) -> None:
+        # The settings this resolver knows: the core ones plus those its caller declares (a server's
+        # own, or every registered server's for `sophia doctor`). Unknown names still resolve.
+        self._specs: dict[str, SettingSpec] = {s.name: s for s in (*CORE_SETTINGS, *specs)}
         self._environ = dict(os.environ if environ is None else environ)
         self._cwd = cwd or Path.cwd()
         self._esc_opener = esc_opener or _default_esc_opener
@@ -133,9 +137,21 @@ class Settings:
 
     # -- sources -------------------------------------------------------------------------------
 
+    @property
+    def specs(self) -> Mapping[str, SettingSpec]:
+        return self._specs
+
+    @property
+    def esc_groups(self) -> tuple[str, ...]:
+        """ESC groups whose keys map to settings: the groups of the declared settings."""
+        return tuple(sorted({s.group for s in self._specs.values() if s.group != "core"}))
+
+    def is_secret(self, name: str) -> bool:
+        return is_secret_name(name, self._specs.get(name))
+
     def _bootstrap_secrets(self) -> None:
         for name, value in self._environ.items():
-            if is_secret_name(name):
+            if self.is_secret(name):
                 register_secret(value)
 
     def _bootstrap(self, name: str) -> str | None:
@@ -154,7 +170,7 @@ class Settings:
                 except (OSError, UnicodeDecodeError) as exc:
                     log.warning("Could not read %s: %s", path, exc)
             for key, value in values.items():
-                if is_secret_name(key):
+                if self.is_secret(key):
                     register_secret(value)
             self._dotenv = SourceValues("dotenv", values)
         return self._dotenv
@@ -204,7 +220,7 @@ class Settings:
 
     def _register_source(self, source: SourceValues) -> None:
         for key, value in source.values.items():
-            if key in source.secrets or is_secret_name(key):
+            if key in source.secrets or self.is_secret(key):
                 register_secret(value)
 
     # -- public API ----------------------------------------------------------------------------
@@ -213,8 +229,8 @@ class Settings:
         return self._resolve(name, remote=True)
 
     def _resolve(self, name: str, *, remote: bool) -> Resolved | None:
-        spec = SETTINGS.get(name)
-        secret = is_secret_name(name)
+        spec = self._specs.get(name)
+        secret = self.is_secret(name)
         value = self._environ.get(name)
         if value:
             return Resolved(name, value, "env", secret)
@@ -274,7 +290,7 @@ class Settings:
 
     def all_resolved(self) -> list[Resolved]:
         """Every catalogued setting that has a value, for `sophia doctor`."""
-        found = (self.resolve(name) for name in SETTINGS)
+        found = (self.resolve(name) for name in self._specs)
         return [r for r in found if r is not None]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sophia_shared.server import ServerSpec, run_server
 
-from .state import SERVER_KEY, BIState
+from .settings import ENV_PREFIXES, SERVER_KEY, SETTINGS
+from .state import BIState, probe_warehouse
 from .tools.catalog import (
     warehouse_describe_table,
     warehouse_list_databases,
@@ -32,6 +33,11 @@ SPEC: ServerSpec[BIState] = ServerSpec(
     ],
     make_state=BIState,
     close_state=BIState.close,
+    settings=SETTINGS,
+    env_prefixes=ENV_PREFIXES,
+    probe=probe_warehouse,
+    aliases=("bi",),
+    summary="SQL over Snowflake or the embedded DuckDB warehouse",
 )
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from sophia_shared.errors import PolicyError
+
+from .names import WAREHOUSE_EXECUTE, WAREHOUSE_QUERY
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -29,11 +31,13 @@ __all__ = [
     "check_read_only",
     "check_write",
     "duckdb_sql",
+    "require_checked",
 ]
 
 MAX_SQL_CHARS = 200_000
-READ_TOOL = "warehouse_query"  # the tools that call this guard, named in refusals so the caller can act
-WRITE_TOOL = "warehouse_execute"
+# The tools that call this guard, named in refusals so the caller can act.
+READ_TOOL = WAREHOUSE_QUERY
+WRITE_TOOL = WAREHOUSE_EXECUTE
 
 READ_HINT = (
     f"use {READ_TOOL} for reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN); writes need "
@@ -296,21 +300,64 @@ _CREATE_MODIFIERS = frozenset(
 )
 
 
+DIALECTS = ("snowflake", "duckdb")
+_GUARD = object()  # only this module can make a CheckedStatement
+
+
 @dataclass(frozen=True)
 class CheckedStatement:
-    sql: str  # the one statement, as the user wrote it, surrounding whitespace and trailing semicolons removed
+    """A statement the guard accepted: the only thing a `Warehouse` runs.
+
+    Made only by `check_read_only` / `check_write`; a backend calls `require_checked` first, so SQL
+    that did not pass the guard (or was checked for another dialect or purpose) cannot run.
+    """
+
+    source: str  # the one statement as the user wrote it, trimmed, trailing semicolons removed
+    sql: str  # the text the backend runs, in `dialect` (the DuckDB translation on the embedded warehouse)
+    dialect: str  # "snowflake" or "duckdb"
     statement_type: str  # upper-case, e.g. "SELECT", "WITH", "SHOW", "INSERT", "CREATE TABLE"
-    is_query: bool  # True for read-only queries
+    write: bool  # checked for the write tool (DDL/DML) rather than the read tool
+    _token: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._token is not _GUARD:
+            raise TypeError("a CheckedStatement is made only by sql_guard.check_read_only / check_write")
 
 
-def check_read_only(sql: str, *, embedded: bool = False) -> CheckedStatement:
+def check_read_only(sql: str, *, dialect: str) -> CheckedStatement:
     """Accept exactly one read-only query (SELECT/WITH/VALUES, SHOW, DESCRIBE, EXPLAIN <query>)."""
-    return _guarded(sql, write=False, embedded=embedded)
+    return _checked(sql, write=False, dialect=dialect)
 
 
-def check_write(sql: str, *, embedded: bool = False) -> CheckedStatement:
+def check_write(sql: str, *, dialect: str) -> CheckedStatement:
     """Accept exactly one DDL/DML statement on tables, views, schemas or databases."""
-    return _guarded(sql, write=True, embedded=embedded)
+    return _checked(sql, write=True, dialect=dialect)
+
+
+def require_checked(statement: object, *, dialect: str, write: bool) -> CheckedStatement:
+    """What a backend calls before running anything: the guard's statement, for this dialect and purpose."""
+    if not isinstance(statement, CheckedStatement) or statement._token is not _GUARD:
+        raise TypeError("backends run only statements checked by sql_guard")
+    if statement.dialect != dialect:
+        raise TypeError(f"statement checked for {statement.dialect}, not {dialect}")
+    if statement.write != write:
+        raise TypeError("a statement checked for reading cannot be run as a write, nor the reverse")
+    return statement
+
+
+def _checked(sql: str, *, write: bool, dialect: str) -> CheckedStatement:
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}")
+    embedded = dialect == "duckdb"
+    checked = _guarded(sql, write=write, embedded=embedded)
+    run = duckdb_sql(checked.sql) if embedded else checked.sql
+    return CheckedStatement(checked.sql, run, dialect, checked.statement_type, write, _GUARD)
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    sql: str
+    statement_type: str
 
 
 def duckdb_sql(sql: str) -> str:
@@ -331,24 +378,24 @@ def duckdb_sql(sql: str) -> str:
 # --- the pipeline ---------------------------------------------------------------------------------
 
 
-def _guarded(sql: str, *, write: bool, embedded: bool) -> CheckedStatement:
+def _guarded(sql: str, *, write: bool, embedded: bool) -> _Accepted:
     try:
         return _check(sql, write=write, embedded=embedded)
     except RecursionError:
         _refuse("the statement is nested too deeply to be checked", PARSE_HINT)
 
 
-def _check(sql: str, *, write: bool, embedded: bool) -> CheckedStatement:
+def _check(sql: str, *, write: bool, embedded: bool) -> _Accepted:
     text, tokens = _single_statement(sql)
     words = _leading_words(tokens)
     if words[:1] == ["EXPLAIN"]:
         return _check_explain(text, tokens, write=write, embedded=embedded)
     _refuse_by_leading_words(words, tokens, write=write)
     tree = _parse_one(text, "snowflake")
-    statement_type, is_query = _classify(tree, tokens, write=write, embedded=embedded)
+    statement_type, _ = _classify(tree, tokens, write=write, embedded=embedded)
     if embedded:
         _check_duckdb_translation(tree, write=write, original=statement_type)
-    return CheckedStatement(sql=text, statement_type=statement_type, is_query=is_query)
+    return _Accepted(sql=text, statement_type=statement_type)
 
 
 def _refuse(why: str, hint: str) -> NoReturn:
@@ -818,7 +865,7 @@ def _refuse_if_duckdb_reads_it_differently(text: str, tokens: list[Token], label
         )
 
 
-def _check_explain(text: str, tokens: list[Token], *, write: bool, embedded: bool) -> CheckedStatement:
+def _check_explain(text: str, tokens: list[Token], *, write: bool, embedded: bool) -> _Accepted:
     """EXPLAIN is judged by what it wraps: only a read-only query (DuckDB's EXPLAIN ANALYZE runs it)."""
     if write:
         _refuse(f"{WRITE_TOOL} only runs DDL/DML, and EXPLAIN is a query", f"use {READ_TOOL}")
@@ -838,7 +885,7 @@ def _check_explain(text: str, tokens: list[Token], *, write: bool, embedded: boo
         )
     if inner.statement_type in ("SHOW", "DESCRIBE", "EXPLAIN"):
         _refuse(f"{label} only explains queries (SELECT, WITH, VALUES), not {inner.statement_type}", READ_HINT)
-    return CheckedStatement(sql=text, statement_type="EXPLAIN", is_query=True)
+    return _Accepted(sql=text, statement_type="EXPLAIN")
 
 
 # --- walking the tree -----------------------------------------------------------------------------

@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 
 from sophia_shared.errors import ConfigError
-from sophia_shared.server import write_gate_variable
+from sophia_shared.gate import writes_allowed
 from sophia_shared.settings import Settings
 
 from .backends.base import Warehouse
-
-SERVER_KEY = "business_intelligence"
+from .settings import SERVER_KEY
 
 
 class BIState:
@@ -24,7 +23,7 @@ class BIState:
     @property
     def allow_write(self) -> bool:
         # Local sources only, like the registration of the write tool itself.
-        return self.settings.flag_local(write_gate_variable(SERVER_KEY))
+        return writes_allowed(self.settings, SERVER_KEY)
 
     def warehouse(self) -> Warehouse:
         with self._lock:
@@ -56,3 +55,12 @@ def open_warehouse(settings: Settings, *, writable: bool) -> Warehouse:
     from .backends.duckdb import DuckDBWarehouse
 
     return DuckDBWarehouse.from_settings(settings, writable=writable)
+
+
+def probe_warehouse(settings: Settings) -> str:
+    """`sophia doctor`'s check: open the configured warehouse read-only and ask its version."""
+    warehouse = open_warehouse(settings, writable=False)
+    try:
+        return f"{warehouse.ping()} — {warehouse.describe()}"
+    finally:
+        warehouse.close()

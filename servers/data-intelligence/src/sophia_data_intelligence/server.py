@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from sophia_shared.server import ServerSpec, run_server
 
+from .settings import ENV_PREFIXES, SERVER_KEY, SETTINGS
+
 SPEC: ServerSpec[object] = ServerSpec(
     name="sophia-data-intelligence",
-    key="data_intelligence",
+    key=SERVER_KEY,
+    aliases=("data",),
+    summary="web search, extraction, scraping (no tools yet)",
     instructions=(
         "Web search, page extraction, scraping, actor runs, blog search and lead lists. "
         "No tools are available in this version yet."
     ),
     tools=[],
+    settings=SETTINGS,
+    env_prefixes=ENV_PREFIXES,
 )
 
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from sophia_shared.server import ServerSpec, run_server
 
+from .settings import ENV_PREFIXES, SERVER_KEY, SETTINGS
+
 SPEC: ServerSpec[object] = ServerSpec(
     name="sophia-infrastructure",
-    key="infrastructure",
+    key=SERVER_KEY,
+    aliases=("infra",),
+    summary="Lambda Cloud GPUs and Pulumi stacks (no tools yet)",
     instructions=(
         "Lambda Cloud GPU instances and Pulumi stacks through the Automation API. "
         "No tools are available in this version yet."
     ),
     tools=[],
+    settings=SETTINGS,
+    env_prefixes=ENV_PREFIXES,
 )
 
 

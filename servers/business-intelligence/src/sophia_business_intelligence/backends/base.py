@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..sql_guard import CheckedStatement
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,6 @@ class TableInfo:
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    statement_type: str
     rows_affected: int | None
 
 
@@ -68,11 +70,12 @@ class CancelToken:
 class Warehouse(Protocol):
     """A SQL warehouse. Methods are blocking and are called from worker threads.
 
-    `sql` arguments are already checked by `sql_guard` and written in Snowflake SQL; a backend
-    translates them to its own dialect if it needs to.
+    A backend runs only `CheckedStatement`s made by `sql_guard` for its `dialect` (it calls
+    `require_checked` first), so no SQL reaches a warehouse without passing the guard.
     """
 
-    kind: str  # "duckdb" or "snowflake"
+    kind: str  # which warehouse answered, for results: "duckdb" or "snowflake"
+    dialect: str  # the SQL dialect the guard must check statements for
 
     def describe(self) -> str:
         """One line saying which warehouse this is (no secrets)."""
@@ -80,7 +83,7 @@ class Warehouse(Protocol):
 
     def query(
         self,
-        sql: str,
+        statement: CheckedStatement,
         *,
         params: Sequence[Any],
         offset: int,
@@ -89,7 +92,9 @@ class Warehouse(Protocol):
         cancel: CancelToken,
     ) -> RowPage: ...
 
-    def execute_write(self, sql: str, *, params: Sequence[Any], cancel: CancelToken) -> WriteOutcome: ...
+    def execute_write(
+        self, statement: CheckedStatement, *, params: Sequence[Any], cancel: CancelToken
+    ) -> WriteOutcome: ...
 
     def list_databases(self) -> list[str]: ...
 

@@ -24,7 +24,7 @@ from sophia_shared.errors import BackendError, CancelledByClient, ConfigError, I
 from sophia_shared.paths import data_dir
 from sophia_shared.settings import Settings
 
-from ..sql_guard import duckdb_sql
+from ..sql_guard import CheckedStatement, require_checked
 from .base import CancelToken, ColumnInfo, RowPage, TableInfo, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class DuckDBWarehouse:
     """A DuckDB file; cursors per call so worker threads never share one."""
 
     kind = "duckdb"
+    dialect = "duckdb"
 
     def __init__(self, path: Path, *, writable: bool = False, statement_timeout: float = 120.0) -> None:
         self.path = path
@@ -210,7 +211,7 @@ class DuckDBWarehouse:
 
     def query(
         self,
-        sql: str,
+        statement: CheckedStatement,
         *,
         params: Sequence[Any],
         offset: int,
@@ -220,12 +221,13 @@ class DuckDBWarehouse:
     ) -> RowPage:
         """One page; a result with more rows stays open under a handle, so later pages come from the
         same execution (a re-run could order rows differently and lose or repeat some)."""
+        sql = require_checked(statement, dialect=self.dialect, write=False).sql
         fingerprint = hashlib.sha256(repr((sql, list(params))).encode()).hexdigest()
         entry = self._take_result(handle, fingerprint, offset)
         if entry is None:
             cur = self._cursor(cancel)
             try:
-                self._run(cur, duckdb_sql(sql), params)
+                self._run(cur, sql, params)
                 entry = _OpenResult(
                     cur, fingerprint, [ColumnInfo(name=d[0], type=str(d[1])) for d in (cur.description or [])]
                 )
@@ -273,10 +275,11 @@ class DuckDBWarehouse:
         for old in dropped:
             old.close()
 
-    def execute_write(self, sql: str, *, params: Sequence[Any], cancel: CancelToken) -> WriteOutcome:
+    def execute_write(self, statement: CheckedStatement, *, params: Sequence[Any], cancel: CancelToken) -> WriteOutcome:
+        sql = require_checked(statement, dialect=self.dialect, write=True).sql
         cur = self._cursor(cancel)
         try:
-            self._run(cur, duckdb_sql(sql), params)
+            self._run(cur, sql, params)
             affected: int | None = None
             try:
                 first = cur.fetchone()
@@ -286,7 +289,7 @@ class DuckDBWarehouse:
                 affected = None
         finally:
             cur.close()
-        return WriteOutcome(statement_type="", rows_affected=affected)
+        return WriteOutcome(rows_affected=affected)
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self._cursor()

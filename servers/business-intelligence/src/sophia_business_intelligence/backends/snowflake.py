@@ -27,6 +27,7 @@ from sophia_shared.errors import (
 )
 from sophia_shared.settings import Settings, call_with_auth_refresh
 
+from ..sql_guard import CheckedStatement, require_checked
 from .base import CancelToken, ColumnInfo, RowPage, TableInfo, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class SnowflakeWarehouse:
     """Snowflake over one lazily opened, thread-shared connection (cursors are per call)."""
 
     kind = "snowflake"
+    dialect = "snowflake"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -492,7 +494,7 @@ class SnowflakeWarehouse:
 
     def query(
         self,
-        sql: str,
+        statement: CheckedStatement,
         *,
         params: Sequence[Any],
         offset: int,
@@ -502,6 +504,7 @@ class SnowflakeWarehouse:
     ) -> RowPage:
         if cancel.cancelled:
             raise CancelledByClient("The query was cancelled before it started.")
+        sql = require_checked(statement, dialect=self.dialect, write=False).sql
         fingerprint = self._fingerprint(sql, params)
 
         def work(conn: Any) -> RowPage:
@@ -527,9 +530,10 @@ class SnowflakeWarehouse:
 
         return self._run(work)
 
-    def execute_write(self, sql: str, *, params: Sequence[Any], cancel: CancelToken) -> WriteOutcome:
+    def execute_write(self, statement: CheckedStatement, *, params: Sequence[Any], cancel: CancelToken) -> WriteOutcome:
         if cancel.cancelled:
             raise CancelledByClient("The statement was cancelled before it started.")
+        sql = require_checked(statement, dialect=self.dialect, write=True).sql
 
         def work(conn: Any) -> int | None:
             cur = conn.cursor()
@@ -540,9 +544,10 @@ class SnowflakeWarehouse:
                 cur.close()
 
         rowcount = self._run(work)
-        statement_type = _leading_keyword(sql)
-        affected = rowcount if statement_type in _DML_KEYWORDS and rowcount is not None and rowcount >= 0 else None
-        return WriteOutcome(statement_type=statement_type, rows_affected=affected)
+        affected = (
+            rowcount if statement.statement_type in _DML_KEYWORDS and rowcount is not None and rowcount >= 0 else None
+        )
+        return WriteOutcome(rows_affected=affected)
 
     def default_database(self) -> str:
         configured = self.settings.get("SNOWFLAKE_DATABASE")
@@ -673,9 +678,3 @@ def _column_from_description(meta: Any) -> ColumnInfo:
         type_name = field
     nullable = meta.is_nullable if meta.is_nullable is not None else True
     return ColumnInfo(name=meta.name, type=type_name, nullable=bool(nullable))
-
-
-def _leading_keyword(sql: str) -> str:
-    text = re.sub(r"(--[^\n]*|//[^\n]*|/\*.*?\*/)", " ", sql, flags=re.DOTALL).strip().lstrip("(")
-    match = re.match(r"[A-Za-z]+", text)
-    return match.group(0).upper() if match else ""

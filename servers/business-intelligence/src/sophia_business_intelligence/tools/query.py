@@ -81,11 +81,11 @@ async def warehouse_query(
 
     def run(wh: Warehouse, cancel: CancelToken) -> tuple[str, CheckedStatement, Cursor, RowPage]:
         # Parsing and choosing the backend can take a while: both stay off the event loop.
-        checked = check_read_only(sql, embedded=wh.kind == "duckdb")
+        checked = check_read_only(sql, dialect=wh.dialect)
         digest = request_digest(checked.sql, params, max_rows)
         start = Cursor.decode(cursor, digest=digest) if cursor else Cursor(digest, 0)
         page = wh.query(
-            checked.sql, params=params, offset=start.offset, max_rows=max_rows, handle=start.handle, cancel=cancel
+            checked, params=params, offset=start.offset, max_rows=max_rows, handle=start.handle, cancel=cancel
         )
         return wh.kind, checked, start, page
 

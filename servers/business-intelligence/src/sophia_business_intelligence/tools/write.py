@@ -52,8 +52,8 @@ async def warehouse_execute(
     """
 
     def run(wh: Warehouse, cancel: CancelToken) -> tuple[str, CheckedStatement, WriteOutcome]:
-        checked = check_write(sql, embedded=wh.kind == "duckdb")
-        return wh.kind, checked, wh.execute_write(checked.sql, params=params, cancel=cancel)
+        checked = check_write(sql, dialect=wh.dialect)
+        return wh.kind, checked, wh.execute_write(checked, params=params, cancel=cancel)
 
     backend, checked, outcome = await on_warehouse(ctx, run)
     return WriteResult(

@@ -1,0 +1,30 @@
+"""The ai-intelligence server's settings: declared here, nowhere else."""
+
+from __future__ import annotations
+
+from sophia_shared.setting_specs import SettingSpec
+
+SERVER_KEY = "ai_intelligence"  # names the write-gate variable and the ESC group
+
+
+def _spec(name: str, description: str, *, secret: bool = False, default: str = "") -> SettingSpec:
+    return SettingSpec(name, SERVER_KEY, secret, description, default)
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    _spec("PORTKEY_API_KEY", "Portkey API key.", secret=True),
+    _spec("OPENROUTER_API_KEY", "OpenRouter API key.", secret=True),
+    _spec("ARIZE_API_KEY", "Arize API key (tracing).", secret=True),
+)
+
+# Vendor prefixes this server reads, so test fixtures can clear a developer's exports by prefix.
+ENV_PREFIXES: tuple[str, ...] = (
+    "PORTKEY_",
+    "OPENROUTER_",
+    "OPENAI_",
+    "ANTHROPIC_",
+    "TOGETHER_",
+    "HUGGINGFACE_",
+    "ARIZE_",
+    "SOPHIA_PORTKEY_",
+)
