@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from sophia_shared.redaction import REDACTOR
+from sophia_shared.registry import all_env_prefixes, all_setting_specs
+from sophia_shared.setting_specs import is_secret_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,10 +36,18 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("SOPHIA_DOTENV", str(home / "no.env"))
     for name in list(os.environ):
-        if name.startswith(("SNOWFLAKE_", "SOPHIA_ESC", "PULUMI_", "SOPHIA_DUCKDB", "SOPHIA_DATA_DIR")) or (
-            name.endswith("_ALLOW_WRITE")
-        ):
+        if _leaks_into_tests(name):
             monkeypatch.delenv(name, raising=False)
+
+
+# Every variable a server reads is found through the registry (declared settings and vendor
+# prefixes), so a developer's exported SNOWFLAKE_ACCOUNT or PORTKEY_API_KEY never reaches a test.
+_DECLARED = frozenset(s.name for s in all_setting_specs())
+_PREFIXES = ("SOPHIA_", "PULUMI_", *all_env_prefixes())
+
+
+def _leaks_into_tests(name: str) -> bool:
+    return name in _DECLARED or name.startswith(_PREFIXES) or is_secret_name(name)
 
 
 @pytest.fixture

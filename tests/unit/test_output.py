@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from sophia_shared.errors import InputError
-from sophia_shared.output import Cursor, cap_rows, clip_text, json_safe, request_digest
+from sophia_shared.output import Cursor, cap_rows, json_safe, page_of, request_digest
 
 
 def roundtrips(value: object) -> object:
@@ -206,6 +206,27 @@ def test_cap_rows_counts_values_that_json_cannot_encode_natively() -> None:
     assert cap_rows(rows, max_rows=10) == (3, False)
 
 
-def test_clip_text() -> None:
-    assert clip_text("hello", 10) == ("hello", False)
-    assert clip_text("hello world", 5) == ("hello", True)
+def test_pages_walk_a_list_without_losing_or_repeating_items() -> None:
+    items = [f"item-{i}" for i in range(25)]
+    seen: list[str] = []
+    cursor = ""
+    while True:
+        page = page_of(items, cursor=cursor, request=("tool", "arg"), page_size=10)
+        seen += page.items
+        if not page.truncated:
+            assert page.next_cursor == ""
+            break
+        cursor = page.next_cursor
+    assert seen == items
+
+
+def test_a_page_cursor_only_continues_its_own_request() -> None:
+    first = page_of(list(range(30)), cursor="", request=("tool", "a"), page_size=10)
+    with pytest.raises(InputError, match="different request"):
+        page_of(list(range(30)), cursor=first.next_cursor, request=("tool", "b"), page_size=10)
+
+
+def test_the_byte_cap_cuts_a_page_of_large_items() -> None:
+    items = ["x" * 1000 for _ in range(50)]
+    page = page_of(items, cursor="", request=("t",), page_size=50, max_bytes=10_000)
+    assert 5 <= len(page.items) < 50 and page.truncated

@@ -10,7 +10,8 @@ import pytest
 from mcp import Client
 
 from sophia_shared.errors import ConfigError
-from sophia_shared.server import ServerSpec, ToolResult, build_server, sophia_tool, write_gate_variable
+from sophia_shared.gate import write_gate_variable
+from sophia_shared.server import ServerSpec, ToolResult, build_server, sophia_tool
 from sophia_shared.settings import Settings, SourceValues
 
 pytestmark = pytest.mark.anyio
@@ -108,3 +109,38 @@ async def test_write_gate_set_to_false_keeps_writes_off(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, {GATE: "0"}, esc, dotenv=f"{GATE}=1\n")
 
     assert await listed(settings) == {"demo_read"}
+
+
+class Huge(ToolResult):
+    blob: str
+
+
+@sophia_tool("demo_huge", title="Huge", read_only=True)
+async def demo_huge(size: int) -> Huge:
+    """Return a blob of the given size, as a tool that forgot to page would."""
+    return Huge(blob="x" * size)
+
+
+async def test_a_result_above_the_ceiling_is_refused_and_names_the_tool() -> None:
+    from sophia_shared.output import RESULT_CEILING_BYTES
+
+    spec: ServerSpec[Any] = ServerSpec(name="sophia-demo", key="demo", instructions="A demo.", tools=[demo_huge])
+    async with Client(build_server(spec, Settings(environ={}))) as client:
+        small = await client.call_tool("demo_huge", {"size": 1000})
+        huge = await client.call_tool("demo_huge", {"size": RESULT_CEILING_BYTES})
+    assert not small.is_error
+    assert huge.is_error
+    text = huge.content[0].text
+    assert "demo_huge produced a result of" in text and "ceiling" in text
+    assert len(text) < 2_000
+
+
+def test_require_write_refuses_unless_the_gate_is_on() -> None:
+    from sophia_shared.errors import PolicyError
+    from sophia_shared.gate import require_write
+
+    with pytest.raises(PolicyError, match=GATE):
+        require_write(Settings(environ={}), "demo", "launch an instance")
+    with pytest.raises(PolicyError):
+        require_write(Settings(environ={GATE: "no"}), "demo", "launch an instance")
+    require_write(Settings(environ={GATE: "1"}), "demo", "launch an instance")

@@ -1,21 +1,22 @@
-"""One walk over every tool of every server: the conventions of PRODUCT.md, enforced."""
+"""One walk over every tool of every registered server: the conventions of PRODUCT.md, enforced."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from sophia_ai_intelligence.server import SPEC as AI
-from sophia_business_intelligence.server import SPEC as BI
-from sophia_data_intelligence.server import SPEC as DATA
-from sophia_infrastructure.server import SPEC as INFRA
-from sophia_shared.server import ServerSpec, build_server, write_gate_variable
+from sophia_shared.gate import write_gate_variable
+from sophia_shared.registry import registered_servers
+from sophia_shared.server import ServerSpec, build_server
 from sophia_shared.settings import Settings
 
-SPECS: list[ServerSpec[Any]] = [BI, AI, DATA, INFRA]
+SPECS: list[ServerSpec[Any]] = [s.spec for s in registered_servers()]
 NAME = re.compile(r"^[a-z][a-z0-9_]{2,40}$")
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +35,7 @@ def _walk(schema: Any, path: str = "$") -> list[str]:
     found: list[str] = []
     if isinstance(schema, dict):
         for key, value in schema.items():
-            if key in ("anyOf", "oneOf"):
+            if key in ("anyOf", "oneOf", "allOf"):
                 found.append(f"{path}.{key}")
             found += _walk(value, f"{path}.{key}")
     elif isinstance(schema, list):
@@ -43,11 +44,21 @@ def _walk(schema: Any, path: str = "$") -> list[str]:
     return found
 
 
+def test_every_server_of_the_suite_is_registered() -> None:
+    assert {s.name for s in SPECS} == {
+        "sophia-business-intelligence",
+        "sophia-ai-intelligence",
+        "sophia-data-intelligence",
+        "sophia-infrastructure",
+    }
+
+
 async def test_every_tool_follows_the_suite_conventions() -> None:
     settings = _all_gates_open()
     seen: dict[str, str] = {}
     for spec in SPECS:
         tools = await _tools(spec, settings)
+        assert len(tools) == len(spec.tools), f"{spec.name}: every declared tool is listed with its gate open"
         assert len(tools) <= 20, f"{spec.name} lists {len(tools)} tools; clients cap the total"
         for tool in tools:
             where = f"{spec.name}/{tool.name}"
@@ -58,7 +69,7 @@ async def test_every_tool_follows_the_suite_conventions() -> None:
             properties = tool.input_schema.get("properties", {})
             for param, schema in properties.items():
                 assert schema.get("description"), f"{where}: parameter {param} has no description"
-            assert not _walk(tool.input_schema), f"{where}: anyOf/oneOf in input schema: {_walk(tool.input_schema)}"
+            assert not _walk(tool.input_schema), f"{where}: anyOf/oneOf/allOf in input schema"
             hints = tool.annotations
             assert hints is not None, f"{where}: no annotations"
             for hint in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint"):
@@ -66,21 +77,42 @@ async def test_every_tool_follows_the_suite_conventions() -> None:
             assert tool.output_schema, f"{where}: must return structured content"
             if hints.read_only_hint:
                 assert not hints.destructive_hint, f"{where}: read-only cannot be destructive"
+    # A green run must not mean that nothing was checked.
+    assert len(seen) >= 6
 
 
-async def test_write_tools_are_absent_unless_the_gate_is_on() -> None:
-    closed = {t.name for t in await _tools(BI, Settings(environ={}))}
-    opened = {t.name for t in await _tools(BI, Settings(environ={"SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE": "1"}))}
-    assert "warehouse_execute" not in closed
-    assert "warehouse_execute" in opened
-    assert "warehouse_query" in closed
-    writes = {t.name for t in BI.tools if t.writes}
-    assert writes and not (writes & closed)
+def _agent_text(module: str, spec: ServerSpec[Any]) -> str:
+    """Everything an agent can read from a server: its instructions, tool descriptions, and every message
+    in its package's source (refusals and hints are string constants and f-strings there)."""
+    package = importlib.import_module(module.split(".")[0])
+    root = Path(package.__file__ or "").parent
+    sources = [path.read_text(encoding="utf-8") for path in sorted(root.rglob("*.py"))]
+    return "\n".join([spec.instructions, *(inspect.getdoc(t.fn) or "" for t in spec.tools), *sources])
 
 
-async def test_gate_needs_an_explicit_yes() -> None:
-    for value in ("0", "", "no", "false"):
-        names = {
-            t.name for t in await _tools(BI, Settings(environ={"SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE": value}))
-        }
-        assert "warehouse_execute" not in names, value
+async def test_every_tool_name_agents_are_told_about_is_registered() -> None:
+    registered = {t.name for spec in SPECS for t in spec.tools}
+    prefixes = {name.split("_", 1)[0] + "_" for name in registered}
+    for server in registered_servers():
+        spec, text = server.spec, _agent_text(server.module, server.spec)
+        mentioned = {m for p in prefixes for m in re.findall(rf"\b{p}[a-z0-9_]+\b", text)}
+        # Only names shaped like our tools (prefix_verb…) are checked: `warehouse_list_tables`, not a column.
+        unknown = {m for m in mentioned if m not in registered and not m.endswith("_")}
+        assert not unknown, f"{spec.name}: agent-facing text names tools that do not exist: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.has_write_tools], ids=lambda s: s.name)
+async def test_write_tools_are_absent_unless_the_gate_is_on(spec: ServerSpec[Any]) -> None:
+    writes = {t.name for t in spec.tools if t.writes}
+    for value in ("", "0", "no", "false", "off"):
+        closed = {t.name for t in await _tools(spec, Settings(environ={spec.write_gate: value}))}
+        assert not (writes & closed), value
+    opened = {t.name for t in await _tools(spec, Settings(environ={spec.write_gate: "1"}))}
+    assert writes <= opened
+
+
+def test_every_server_declares_its_gate_when_it_has_write_tools() -> None:
+    for spec in SPECS:
+        names = {s.name for s in spec.all_settings()}
+        assert (spec.write_gate in names) == spec.has_write_tools, spec.name
+        assert all(s.group == spec.key for s in spec.settings), f"{spec.name}: settings belong to its own group"

@@ -6,10 +6,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from sophia_shared.setting_specs import SETTINGS
 from sophia_shared.errors import SophiaError
 from sophia_shared.redaction import redact, too_short_to_redact
+from sophia_shared.registry import all_setting_specs
 from sophia_shared.settings import Settings
+
+from .servers import all_servers
 
 
 def _check(label: str, probe: Callable[[], str], timeout: float) -> tuple[str, str, str]:
@@ -34,7 +36,8 @@ def _check(label: str, probe: Callable[[], str], timeout: float) -> tuple[str, s
 
 
 def run_doctor(*, timeout: float) -> int:
-    settings = Settings()
+    settings = Settings(specs=all_setting_specs())
+    failed = False
     print("Settings (value masked where secret):")
     rows = settings.all_resolved()
     width = max((len(r.name) for r in rows), default=10)
@@ -45,36 +48,38 @@ def run_doctor(*, timeout: float) -> int:
     short = [r.name for r in rows if r.secret and too_short_to_redact(r.value)]
     if short:
         print(f"  WARNING: {', '.join(short)} too short to be masked in output; is the value right?")
-    unset_secrets = [s.name for s in SETTINGS.values() if s.secret and settings.resolve(s.name) is None]
+    unset_secrets = [s.name for s in settings.specs.values() if s.secret and settings.resolve(s.name) is None]
     if unset_secrets:
         print(f"  not set: {', '.join(unset_secrets)}")
 
     print("\nSources:")
     esc_ref = settings.esc_ref
     if esc_ref:
-        count = settings.esc_value_count()
-        error = settings.esc_error
-        state = f"NOT USED — {error}" if error else f"opened, {count} value(s) mapped to settings"
-        print(redact(f"  Pulumi ESC   {esc_ref}: {state}"))
+        problem = settings.esc_problem()
+        if problem:
+            failed = True
+            state = f"NOT OPENED — {problem}"
+        else:
+            state = f"opened, {settings.esc_value_count()} value(s) mapped to settings"
+        print(redact(f"  Pulumi ESC   {esc_ref}: {state}".replace("\n", " ")))
     else:
         print("  Pulumi ESC   not configured (set SOPHIA_ESC_ENV=org/project/env and PULUMI_ACCESS_TOKEN)")
     esc_file = settings.esc_file_path()
     print(f"  ESC file     {esc_file}: {'found' if esc_file.is_file() else 'absent'}")
+    dotenv = settings.dotenv_path
+    print(f"  .env         {dotenv}: {'found' if dotenv.is_file() else 'absent'}")
+
+    print("\nServers:")
+    checks = []
+    for entry in all_servers():
+        tools = len(entry.spec.tools)
+        print(f"  {entry.mcp_name:<30} {tools} tool(s){'' if tools else ' (none yet)'}")
+        probe = entry.spec.probe
+        if probe is not None:
+            checks.append(_check(f"{entry.key}", lambda probe=probe: probe(settings), timeout))
 
     print("\nBackends:")
-    checks = [_check("business-intelligence warehouse", lambda: _warehouse_probe(settings), timeout)]
-    failed = False
     for label, status, detail in checks:
         print(f"  {label:<34} {status:<8} {detail}")
         failed |= status != "ok"
     return 1 if failed else 0
-
-
-def _warehouse_probe(settings: Settings) -> str:
-    from sophia_business_intelligence.state import open_warehouse
-
-    warehouse = open_warehouse(settings, writable=False)
-    try:
-        return f"{warehouse.ping()} — {warehouse.describe()}"
-    finally:
-        warehouse.close()

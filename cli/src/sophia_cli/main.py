@@ -12,16 +12,18 @@ from collections.abc import Sequence
 from sophia_shared.errors import SophiaError
 from sophia_shared.redaction import redact
 
-from .servers import SERVERS, find_server
+from .servers import all_servers, find_server
 
 
 def _parser() -> argparse.ArgumentParser:
-    names = ", ".join(e.key for e in SERVERS)
+    servers = all_servers()
+    names = ", ".join(e.key for e in servers)
+    aliases = ", ".join(a for e in servers for a in e.aliases)
     parser = argparse.ArgumentParser(prog="sophia", description="The Sophia MCP suite.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run a server over stdio (what MCP clients launch)")
-    p.add_argument("server", help=f"one of: {names} (or bi, ai, data, infra)")
+    p.add_argument("server", help=f"one of: {names} (or {aliases})")
 
     p = sub.add_parser("tools", help="list a server's tools through a real MCP client")
     p.add_argument("server")
@@ -39,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print a ready-to-paste MCP client config")
     p.add_argument("client", choices=["cursor", "claude"])
     p.add_argument("--uv", action="store_true", help="launch through `uv run` instead of the venv scripts")
+    p.add_argument("--all", action="store_true", help="include servers that have no tools yet")
 
     p = sub.add_parser("demo", help="load the demo dataset and query it through the BI server")
     p.add_argument("--force", action="store_true", help="replace same-named tables the demo did not create")
@@ -90,7 +93,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "config":
         from .config import client_config
 
-        print(json.dumps(client_config(args.client, use_uv=args.uv), indent=2))
+        print(json.dumps(client_config(args.client, use_uv=args.uv, include_empty=args.all), indent=2))
         return 0
     if args.command == "demo":
         from .demo import run_demo

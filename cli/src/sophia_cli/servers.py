@@ -1,24 +1,41 @@
-"""The suite's servers as the `sophia` command knows them."""
+"""The suite's servers as the `sophia` command knows them: whatever the registry lists."""
 
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from sophia_shared.errors import InputError
+from sophia_shared.registry import registered_servers
 
 
 @dataclass(frozen=True)
 class ServerEntry:
-    key: str  # "business-intelligence"
-    mcp_name: str  # "sophia-business-intelligence"
+    spec: Any  # the server's ServerSpec
     module: str  # "sophia_business_intelligence.server"
-    aliases: tuple[str, ...]
-    summary: str
+
+    @property
+    def key(self) -> str:
+        """`business-intelligence`: the CLI name."""
+        return str(self.spec.cli_name)
+
+    @property
+    def mcp_name(self) -> str:
+        return str(self.spec.name)
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return tuple(self.spec.aliases)
+
+    @property
+    def summary(self) -> str:
+        return str(self.spec.summary)
 
     @property
     def script(self) -> str:
+        """The console script each server package installs under its MCP name."""
         return self.mcp_name
 
     def command(self) -> list[str]:
@@ -26,44 +43,17 @@ class ServerEntry:
         return [sys.executable, "-m", self.module]
 
 
-SERVERS: tuple[ServerEntry, ...] = (
-    ServerEntry(
-        "business-intelligence",
-        "sophia-business-intelligence",
-        "sophia_business_intelligence.server",
-        ("bi",),
-        "SQL over Snowflake or the embedded DuckDB warehouse",
-    ),
-    ServerEntry(
-        "ai-intelligence",
-        "sophia-ai-intelligence",
-        "sophia_ai_intelligence.server",
-        ("ai",),
-        "LLM calls through Portkey (tools arrive in a later release)",
-    ),
-    ServerEntry(
-        "data-intelligence",
-        "sophia-data-intelligence",
-        "sophia_data_intelligence.server",
-        ("data",),
-        "web search, extraction, scraping (tools arrive in a later release)",
-    ),
-    ServerEntry(
-        "infrastructure",
-        "sophia-infrastructure",
-        "sophia_infrastructure.server",
-        ("infra",),
-        "Lambda Cloud GPUs and Pulumi stacks (tools arrive in a later release)",
-    ),
-)
+def all_servers() -> tuple[ServerEntry, ...]:
+    return tuple(ServerEntry(s.spec, s.module) for s in registered_servers())
 
 
 def find_server(name: str) -> ServerEntry:
     wanted = name.strip().lower().replace("_", "-")
-    for entry in SERVERS:
+    servers = all_servers()
+    for entry in servers:
         if wanted in (entry.key, entry.mcp_name, *entry.aliases):
             return entry
-    names = ", ".join(f"{e.key} ({'/'.join(e.aliases)})" for e in SERVERS)
+    names = ", ".join(f"{e.key} ({'/'.join(e.aliases)})" for e in servers)
     raise InputError(f"There is no server called '{name}'.", hint=f"Use one of: {names}.")
 
 

@@ -26,6 +26,6 @@ def require_write(settings: LocalFlags, server_key: str, action: str) -> None:
     if not writes_allowed(settings, server_key):
         variable = write_gate_variable(server_key)
         raise PolicyError(
-            f"Refused to {action}: writes are disabled for this server.",
+            f"Refused to {action}: writes are disabled for this server ({variable} is not set to 1).",
             hint=f"Set {variable}=1 in the environment, the local ESC file or .env, then restart the server.",
         )

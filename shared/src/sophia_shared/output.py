@@ -9,12 +9,18 @@ import decimal
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
 
 from .errors import InputError
 
 DEFAULT_MAX_BYTES = 200_000
+# The factory's backstop: no tool result (structured + text) may exceed this, whatever the tool does.
+RESULT_CEILING_BYTES = 1_000_000
+ItemT = TypeVar("ItemT")
 
 
 def json_safe(value: Any) -> Any:
@@ -121,7 +127,38 @@ def clip_cells(rows: list[list[Any]], *, max_chars: int) -> tuple[list[list[Any]
     return out, clipped
 
 
-def clip_text(text: str, limit: int) -> tuple[str, bool]:
-    if len(text) <= limit:
-        return text, False
-    return text[:limit], True
+class Page(BaseModel, Generic[ItemT]):
+    """The one shape of every list-like result: some items, whether more exist, and how to get them."""
+
+    items: list[ItemT]
+    truncated: bool = Field(description="True when more items exist; pass next_cursor back as cursor to continue.")
+    next_cursor: str = Field(description="Opaque cursor for the next page; empty when this page is the last.")
+
+
+@dataclass(frozen=True)
+class PageSlice(Generic[ItemT]):
+    items: list[ItemT]
+    offset: int
+    truncated: bool
+    next_cursor: str
+
+
+def page_of(
+    items: Sequence[ItemT],
+    *,
+    cursor: str,
+    request: Sequence[object],
+    page_size: int,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> PageSlice[ItemT]:
+    """The page of `items` a cursor points at, capped by count and bytes, with the cursor for the next one.
+
+    The cursor is bound to `request` (the tool's name and arguments), so it only continues that request.
+    """
+    digest = request_digest(*request, page_size)
+    start = Cursor.decode(cursor, digest=digest).offset if cursor else 0
+    window = [json_safe(item.model_dump() if isinstance(item, BaseModel) else item) for item in items[start:]]
+    kept, cut = cap_rows([[w] for w in window], max_rows=page_size, max_bytes=max_bytes)
+    truncated = cut or start + kept < len(items)
+    next_cursor = Cursor(digest, start + kept).encode() if truncated else ""
+    return PageSlice(list(items[start : start + kept]), start, truncated, next_cursor)

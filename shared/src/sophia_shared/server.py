@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from pydantic import BaseModel
 from .errors import SophiaError
 from .gate import write_gate_variable, writes_allowed
 from .logs import configure_logging
+from .output import RESULT_CEILING_BYTES
 from .redaction import redact, redact_obj
 from .setting_specs import SettingSpec
 from .settings import Settings
@@ -109,6 +113,16 @@ def _as_mcp_function(tool: ToolDef) -> Callable[..., Awaitable[CallToolResult]]:
             ) from None
         text = redact(result.render_text())
         structured = redact_obj(result.model_dump(mode="json"))
+        size = len(text.encode()) + len(json.dumps(structured, ensure_ascii=False).encode())
+        if size > RESULT_CEILING_BYTES:
+            # A backstop, not the cap: tools page and cap themselves; one that forgets is a bug, named here.
+            log.error("tool %s produced %d bytes, above the %d-byte ceiling", tool.name, size, RESULT_CEILING_BYTES)
+            raise ToolError(
+                f"{tool.name} produced a result of {size:,} bytes, above the suite's ceiling of "
+                f"{RESULT_CEILING_BYTES:,} bytes, so it was not sent. Ask for less (a narrower filter, fewer "
+                "rows or columns, a smaller page) and call it again; this is also a bug to report: the tool "
+                "should have paged."
+            )
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
     call.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -209,8 +223,16 @@ def state_of(ctx: Context[Any, Any], kind: type[StateT]) -> StateT:
     return state
 
 
+def _exit_on_signals() -> None:
+    """Exit at once on SIGTERM/SIGINT: as PID 1 in a container the default SIGTERM is ignored, and a
+    Ctrl-C in `sophia call` would otherwise print the server's traceback over the user's terminal."""
+    for signum, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        signal.signal(signum, lambda *_, code=code: os._exit(code))
+
+
 def run_server(spec: ServerSpec[Any]) -> None:
     """Console-script entry point: stdio transport, logs on stderr."""
+    _exit_on_signals()
     configure_logging()
     settings = Settings(specs=spec.all_settings())
     server = build_server(spec, settings)

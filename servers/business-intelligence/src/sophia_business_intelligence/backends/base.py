@@ -27,6 +27,9 @@ class RowPage:
     rows: list[list[Any]]
     has_more: bool
     handle: str = ""  # a backend result id that lets the next page resume without re-running
+    # True when a later page had to run the query again (the first execution's result was no longer
+    # held): an unordered result may then repeat or skip rows, and the tool says so.
+    rerun: bool = False
 
 
 @dataclass(frozen=True)

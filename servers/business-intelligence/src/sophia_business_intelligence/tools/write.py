@@ -7,10 +7,15 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from sophia_shared.server import ToolResult, sophia_tool
+from sophia_shared.gate import require_write
+from sophia_shared.server import ToolResult, sophia_tool, state_of
+from sophia_shared.settings import Settings
 
-from ..backends.base import CancelToken, Warehouse, WriteOutcome
-from ..sql_guard import CheckedStatement, check_write
+from ..backends.base import CancelToken, Warehouse
+from ..names import WAREHOUSE_EXECUTE
+from ..settings import SERVER_KEY
+from ..sql_guard import check_write
+from ..state import BIState
 from .common import SqlParams, on_warehouse
 
 
@@ -24,8 +29,22 @@ class WriteResult(ToolResult):
         return f"{self.statement_type} executed on {self.backend}{affected}."
 
 
+def execute_statement(
+    wh: Warehouse, cancel: CancelToken, settings: Settings, *, sql: str, params: list[Any]
+) -> WriteResult:
+    """Check and run one DDL/DML statement (blocking; called in a worker thread)."""
+    require_write(settings, SERVER_KEY, "change the warehouse")  # the second gate, after registration
+    checked = check_write(sql, dialect=wh.dialect)
+    outcome = wh.execute_write(checked, params=params, cancel=cancel)
+    return WriteResult(
+        backend=wh.kind,
+        statement_type=checked.statement_type,
+        rows_affected=-1 if outcome.rows_affected is None else outcome.rows_affected,
+    )
+
+
 @sophia_tool(
-    "warehouse_execute",
+    WAREHOUSE_EXECUTE,
     title="Execute one DDL/DML statement",
     read_only=False,
     destructive=True,
@@ -50,14 +69,5 @@ async def warehouse_execute(
     statements (USE, SET, GRANT, COPY, PUT, ATTACH, CALL…) and multiple statements are refused.
     Use warehouse_query for reads.
     """
-
-    def run(wh: Warehouse, cancel: CancelToken) -> tuple[str, CheckedStatement, WriteOutcome]:
-        checked = check_write(sql, dialect=wh.dialect)
-        return wh.kind, checked, wh.execute_write(checked, params=params, cancel=cancel)
-
-    backend, checked, outcome = await on_warehouse(ctx, run)
-    return WriteResult(
-        backend=backend,
-        statement_type=checked.statement_type,
-        rows_affected=-1 if outcome.rows_affected is None else outcome.rows_affected,
-    )
+    settings = state_of(ctx, BIState).settings
+    return await on_warehouse(ctx, lambda wh, cancel: execute_statement(wh, cancel, settings, sql=sql, params=params))

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def server_settings(tmp_path: Path) -> Settings:
     load_demo_dataset(tmp_path / "wh.duckdb")
-    return Settings(environ={"SOPHIA_DUCKDB_PATH": str(tmp_path / "wh.duckdb")})
+    return Settings(environ={"SOPHIA_DUCKDB_PATH": str(tmp_path / "wh.duckdb")}, specs=SPEC.all_settings())
 
 
 async def test_one_huge_value_is_clipped_and_said_so(server_settings: Settings) -> None:
@@ -58,3 +58,16 @@ async def test_a_cursor_only_continues_the_request_it_came_from(server_settings:
         forged = await client.call_tool("warehouse_query", {"sql": "SELECT * FROM CRM.DEALS", "cursor": "zzz"})
     assert other.is_error and "different request" in other.content[0].text
     assert forged.is_error and "not one this server issued" in forged.content[0].text
+
+
+async def test_the_text_shows_long_values_whole_and_lists_as_json(server_settings: Settings) -> None:
+    sql = "SELECT TRANSCRIPT, ['a', NULL] AS L, 'x|y' AS \"a|b\" FROM CALLS.TRANSCRIPTS WHERE CALL_ID = 2"
+    async with Client(build_server(SPEC, server_settings)) as client:
+        result = await client.call_tool("warehouse_query", {"sql": sql})
+    assert not result.is_error, result.content[0].text
+    transcript = result.structured_content["rows"][0][0]
+    text = result.content[0].text
+    assert len(transcript) >= 200  # the old text cut cells at 80 characters
+    assert transcript.replace("\n", "\\n").replace("|", "\\|") in text  # nothing cut from the text
+    assert '["a", null]' in text
+    assert "a\\|b" in text and "x\\|y" in text
