@@ -45,7 +45,7 @@ async def test_snowflake_backend_end_to_end(fake_snowflake: FakeSnowflakeServer)
         refused = await client.call_tool("warehouse_query", {"sql": "SELECT 1; DROP TABLE PUBLIC.PIPELINE"})
     assert seen == list(range(1, 26))
     assert not described.is_error, result_text(described)
-    assert [c["name"] for c in described.structured_content["columns"]] == ["ID", "OWNER", "AMOUNT"]
+    assert [c["name"] for c in described.structured_content["items"]] == ["ID", "OWNER", "AMOUNT"]
     assert refused.is_error
     login = fake_snowflake.logins()[0]
     params = login.get("SESSION_PARAMETERS", {})

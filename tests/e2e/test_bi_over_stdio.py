@@ -32,9 +32,9 @@ async def test_lists_and_describes_the_demo_tables(warehouse: Path) -> None:
     async with connect(BI, _env(warehouse)) as client:
         tables = await client.call_tool("warehouse_list_tables", {})
         described = await client.call_tool("warehouse_describe_table", {"table": "crm.deals"})
-    names = {(t["schema_name"], t["name"]) for t in tables.structured_content["tables"]}
+    names = {(t["schema_name"], t["name"]) for t in tables.structured_content["items"]}
     assert {("CRM", "DEALS"), ("CALLS", "TRANSCRIPTS"), ("TEAM", "MESSAGES"), ("CRM", "ACCOUNTS")} <= names
-    columns = [c["name"] for c in described.structured_content["columns"]]
+    columns = [c["name"] for c in described.structured_content["items"]]
     assert columns[:3] == ["DEAL_ID", "ACCOUNT_ID", "NAME"]
     assert "EXPECTED_CLOSE_DATE" in result_text(described)
 
@@ -126,3 +126,28 @@ async def test_no_configured_secret_leaks_in_results_errors_or_logs(warehouse: P
     assert SECRET not in everything
     assert "[REDACTED]" in result_text(echoed)
     assert echoed.structured_content["rows"] == [["[REDACTED]"]]
+
+
+async def test_twenty_parallel_first_calls_all_answer_and_the_server_stays_healthy(warehouse: Path) -> None:
+    """Agents open with several calls at once; the first ones must not race the server's lazy imports."""
+    import anyio
+
+    results: list[Any] = []
+    async with connect(BI, _env(warehouse)) as client:
+
+        async def call(i: int) -> None:
+            if i % 4 == 0:
+                results.append(await client.call_tool("warehouse_describe_table", {"table": "CRM.DEALS"}))
+            else:
+                results.append(
+                    await client.call_tool("warehouse_query", {"sql": f"SELECT {i} AS I, COUNT(*) FROM crm.deals"})
+                )
+
+        async with anyio.create_task_group() as group:
+            for i in range(20):
+                group.start_soon(call, i)
+        later = await client.call_tool("warehouse_query", {"sql": "SELECT 1 AS ONE"})
+    errors = [result_text(r) for r in results if r.is_error]
+    assert not errors, errors[:3]
+    assert len(results) == 20
+    assert not later.is_error and later.structured_content["rows"] == [[1]]

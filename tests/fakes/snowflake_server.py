@@ -7,7 +7,8 @@ password is not the expected one, as Snowflake does (fakesnow itself accepts any
 It also runs one session's statements one at a time: Snowflake accepts concurrent statements in a
 session, but fakesnow shares one DuckDB cursor per session and breaks when they overlap.
 
-Use `run_fake_snowflake()` as a context manager, or the session-scoped `fake_snowflake` fixture.
+Use `run_fake_snowflake()` as a context manager, the session-scoped `fake_snowflake` fixture, or
+`snowflake_server` for that server with its request log emptied for the test.
 """
 
 from __future__ import annotations
@@ -219,3 +220,10 @@ def fake_snowflake() -> Iterator[FakeSnowflakeServer]:
     """A fakesnow server for the whole session; tests use their own database names."""
     with run_fake_snowflake() as server:
         yield server
+
+
+@pytest.fixture
+def snowflake_server(fake_snowflake: FakeSnowflakeServer) -> FakeSnowflakeServer:
+    """The session's server with its request log emptied, so a test sees only its own traffic."""
+    fake_snowflake.clear()
+    return fake_snowflake

@@ -3,57 +3,40 @@
 One connection per server, opened on first use and re-opened when closed. Parameters are bound
 server-side with the `qmark` style (`?` placeholders, the same as the DuckDB backend): values never
 become SQL text. Every session sets QUERY_TAG, MULTI_STATEMENT_COUNT=1 and a statement timeout.
+Login is in `snowflake_connect`, the typed settings in `snowflake_config`, error mapping in `snowflake_errors`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import logging
 import re
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
-from sophia_shared.errors import (
-    AuthError,
-    BackendError,
-    CancelledByClient,
-    ConfigError,
-    InputError,
-    SophiaError,
-)
+from sophia_shared.errors import CancelledByClient, InputError, SophiaError
+from sophia_shared.output import request_digest
 from sophia_shared.settings import Settings, call_with_auth_refresh
 
+from ..names import WAREHOUSE_LIST_DATABASES
 from ..sql_guard import CheckedStatement, require_checked
 from .base import CancelToken, ColumnInfo, RowPage, TableInfo, WriteOutcome
+from .snowflake_config import SnowflakeConfig
+from .snowflake_connect import open_connection
+from .snowflake_errors import SessionExpired, is_auth_error, session_expired, translate_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-APPLICATION = "sophia-mcp"
-LOGIN_TIMEOUT_SECONDS = 30
-# The connector aborts a statement client-side after this much more than the server-side timeout,
-# so a lost response can never hang a tool call.
-CLIENT_GRACE_SECONDS = 15
-_FETCH_CHUNK = 1_000
 _ISSUED_HANDLES = 256
 _PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 # Snowflake query ids are UUID-shaped; the connector formats a resumed id into SQL text.
 _QUERY_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_DML_KEYWORDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE"})
-_TIMEOUT_ERRNOS = frozenset({630, 604})  # statement timeout; statement cancelled (client timebomb)
-_NETWORK_ERRNOS = frozenset({250001, 250003, 251011, 251012})
-# The session token was rejected (expired, renewed elsewhere, logged out): the statement never ran.
-_SESSION_GONE_ERRNOS = frozenset({290401, 390104, 390111, 390112, 390113, 390114, 390115})
-_CREDENTIAL_ERRNOS = frozenset({390100, 390101, 390102, 390144, 394300, 394301, 394302, 394304, 394400})
-_AUTH_HINT = (
-    "Check SNOWFLAKE_USER and the credential in use (SNOWFLAKE_PASSWORD, SNOWFLAKE_TOKEN or "
-    "SNOWFLAKE_PRIVATE_KEY_FILE); if it was rotated, update it in Pulumi ESC (SOPHIA_ESC_ENV) or the "
-    "environment. For key-pair auth the user needs the matching RSA_PUBLIC_KEY; a PAT must not be expired."
-)
+# Snowflake's row count means "rows changed" only for DML; for DDL it is a status row.
+_DML_TYPES = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE"})
 
 
 def snowflake_configured(settings: Settings) -> bool:
@@ -90,66 +73,6 @@ def _name_candidates(name: str) -> list[str]:
     return list(dict.fromkeys([stored_name(name), name]))
 
 
-# -- errors ------------------------------------------------------------------------------------
-
-
-def _errno(exc: BaseException) -> int | None:
-    value = getattr(exc, "errno", None)
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def is_auth_error(exc: BaseException) -> bool:
-    """Snowflake rejected the credentials (not a network or SQL problem)."""
-    if getattr(exc, "sqlstate", None) == "28000" or _errno(exc) in _CREDENTIAL_ERRNOS:
-        return True
-    return "incorrect username or password" in str(exc).lower()
-
-
-def _message(exc: BaseException) -> str:
-    return (getattr(exc, "msg", None) or str(exc) or type(exc).__name__).strip()
-
-
-def translate_error(exc: BaseException, *, timeout_seconds: int) -> SophiaError:
-    """A connector error as the suite's error, with what to do about it."""
-    from snowflake.connector import errors as sf
-
-    text = str(exc).strip() or _message(exc)
-    errno = _errno(exc)
-    lowered = text.lower()
-    if errno in _TIMEOUT_ERRNOS or ("timeout" in lowered and "statement" in lowered):
-        return BackendError(
-            f"Snowflake stopped the statement: {text}",
-            hint=(
-                f"It ran longer than SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS ({timeout_seconds} s). Narrow the "
-                "query (filters, LIMIT, fewer columns), use a larger SNOWFLAKE_WAREHOUSE, or raise "
-                "SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS."
-            ),
-        )
-    if is_auth_error(exc):
-        return AuthError(f"Snowflake rejected the credentials: {text}", hint=_AUTH_HINT)
-    if isinstance(exc, (sf.OperationalError, sf.InterfaceError)) or errno in _NETWORK_ERRNOS:
-        return BackendError(
-            f"Could not reach Snowflake: {text}",
-            hint=(
-                "Is SNOWFLAKE_ACCOUNT right (orgname-accountname, without .snowflakecomputing.com) and is "
-                "the network up? SNOWFLAKE_HOST overrides the host (private link)."
-            ),
-        )
-    if isinstance(exc, (sf.ProgrammingError, sf.IntegrityError, sf.DataError, sf.NotSupportedError)):
-        return InputError(
-            f"Snowflake rejected the statement: {text}",
-            hint="Check object and column names with list_tables / describe_table, and the SQL syntax.",
-        )
-    return BackendError(f"Snowflake failed: {text}")
-
-
-class SessionExpired(BackendError):
-    """Snowflake no longer accepts this connection's session; a new login is needed."""
-
-
 # -- the warehouse -----------------------------------------------------------------------------
 
 
@@ -163,168 +86,20 @@ class SnowflakeWarehouse:
         self.settings = settings
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._config: SnowflakeConfig | None = None
         self._issued: OrderedDict[str, str] = OrderedDict()  # query id → fingerprint of sql + params
         self._issued_lock = threading.Lock()
 
-    # -- configuration -------------------------------------------------------------------------
-
-    def _int_setting(self, name: str, default: int) -> int:
-        raw = self.settings.get(name)
-        if raw is None or not raw.strip():
-            return default
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{name} must be a whole number, not {raw!r}.", hint=f"Fix {name}.") from None
-        if value < 0:
-            raise ConfigError(f"{name} cannot be negative.", hint=f"Fix {name}.")
-        return value
-
     @property
-    def statement_timeout(self) -> int:
-        return self._int_setting("SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS", 120)
-
-    def auth_method(self) -> str:
-        get = self.settings.get
-        if get("SNOWFLAKE_PRIVATE_KEY_FILE"):
-            return "key-pair"
-        if get("SNOWFLAKE_TOKEN"):
-            return "programmatic access token"
-        if get("SNOWFLAKE_PASSWORD"):
-            return "password"
-        if get("SNOWFLAKE_CONNECTION_NAME"):
-            return "connections.toml"
-        return "none"
-
-    def _connect_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `snowflake.connector.connect` (holds secrets: never log it)."""
-        get = self.settings.get
-        connection_name = get("SNOWFLAKE_CONNECTION_NAME")
-        kwargs: dict[str, Any] = {}
-        if connection_name:
-            kwargs["connection_name"] = connection_name
-        elif not get("SNOWFLAKE_ACCOUNT"):
-            self.settings.require("SNOWFLAKE_ACCOUNT", "the Snowflake warehouse")
-        for setting, key in (
-            ("SNOWFLAKE_ACCOUNT", "account"),
-            ("SNOWFLAKE_USER", "user"),
-            ("SNOWFLAKE_ROLE", "role"),
-            ("SNOWFLAKE_WAREHOUSE", "warehouse"),
-            ("SNOWFLAKE_DATABASE", "database"),
-            ("SNOWFLAKE_SCHEMA", "schema"),
-            ("SNOWFLAKE_HOST", "host"),
-            ("SNOWFLAKE_PROTOCOL", "protocol"),
-        ):
-            value = get(setting)
-            if value:
-                kwargs[key] = value
-        if get("SNOWFLAKE_PORT"):
-            kwargs["port"] = self._int_setting("SNOWFLAKE_PORT", 443)
-        kwargs.update(self._credentials(connection_name))
-
-        timeout = self.statement_timeout
-        kwargs.update(
-            application=APPLICATION,
-            # Server-side binding: `?` placeholders, values sent apart from the SQL text.
-            paramstyle="qmark",
-            login_timeout=LOGIN_TIMEOUT_SECONDS,
-            network_timeout=timeout + CLIENT_GRACE_SECONDS,
-            session_parameters={
-                "QUERY_TAG": get("SNOWFLAKE_QUERY_TAG") or APPLICATION,
-                "MULTI_STATEMENT_COUNT": 1,
-                "STATEMENT_TIMEOUT_IN_SECONDS": timeout,
-                # Out-of-band telemetry goes to a Snowflake service outside the account: keep it off.
-                "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False,
-            },
-        )
-        return kwargs
-
-    def _credentials(self, connection_name: str | None) -> dict[str, Any]:
-        get = self.settings.get
-        user = get("SNOWFLAKE_USER")
-        if get("SNOWFLAKE_PRIVATE_KEY_FILE"):
-            if not user and not connection_name:
-                raise self._missing_user("key-pair")
-            return {"private_key": self._private_key_der()}
-        if token := get("SNOWFLAKE_TOKEN"):
-            return {"authenticator": "PROGRAMMATIC_ACCESS_TOKEN", "token": token}
-        if password := get("SNOWFLAKE_PASSWORD"):
-            if not user and not connection_name:
-                raise self._missing_user("password")
-            return {"password": password}
-        if connection_name:
-            return {}  # connections.toml holds the credentials
-        raise ConfigError(
-            "No Snowflake credentials are set, so the Snowflake warehouse is unavailable.",
-            hint=(
-                "Set one of SNOWFLAKE_PASSWORD, SNOWFLAKE_TOKEN (programmatic access token) or "
-                "SNOWFLAKE_PRIVATE_KEY_FILE (+ SNOWFLAKE_PRIVATE_KEY_PASSPHRASE if the key is encrypted), "
-                "or SNOWFLAKE_CONNECTION_NAME to use ~/.snowflake/connections.toml."
-            ),
-        )
-
-    @staticmethod
-    def _missing_user(method: str) -> ConfigError:
-        return ConfigError(
-            f"SNOWFLAKE_USER is not set, so {method} authentication to Snowflake cannot be used.",
-            hint="Set SNOWFLAKE_USER to the Snowflake login name.",
-        )
-
-    def _private_key_der(self) -> bytes:
-        """The PEM key decrypted and re-encoded as unencrypted PKCS#8 DER, as the connector takes it."""
-        from cryptography.hazmat.primitives import serialization
-
-        path = Path(self.settings.get("SNOWFLAKE_PRIVATE_KEY_FILE") or "").expanduser()
-        passphrase = self.settings.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE")
-        try:
-            pem = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"Cannot read the Snowflake private key file {path} ({exc.strerror or type(exc).__name__}).",
-                hint="Point SNOWFLAKE_PRIVATE_KEY_FILE at a readable PEM private key.",
-            ) from None
-        try:
-            key = serialization.load_pem_private_key(pem, password=passphrase.encode() if passphrase else None)
-        except TypeError:
-            # cryptography says whether a password was missing or superfluous; the text has no secret.
-            if passphrase:
-                hint = "The key is not encrypted: unset SNOWFLAKE_PRIVATE_KEY_PASSPHRASE."
-            else:
-                hint = "The key is encrypted: set SNOWFLAKE_PRIVATE_KEY_PASSPHRASE."
-            raise ConfigError(f"Cannot load the Snowflake private key {path}.", hint=hint) from None
-        except ValueError:
-            raise ConfigError(
-                f"Cannot load the Snowflake private key {path}: wrong passphrase, or not a PEM private key.",
-                hint="Check SNOWFLAKE_PRIVATE_KEY_PASSPHRASE and that SNOWFLAKE_PRIVATE_KEY_FILE is the "
-                "PEM file (-----BEGIN ENCRYPTED PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----).",
-            ) from None
-        return key.private_bytes(
-            encoding=serialization.Encoding.DER,
-            format=serialization.PrivateFormat.PKCS8,
-            encryption_algorithm=serialization.NoEncryption(),
-        )
+    def config(self) -> SnowflakeConfig:
+        """The settings as read at the last login (read now if there has been none)."""
+        config = self._config
+        if config is None:
+            config = self._config = SnowflakeConfig.from_settings(self.settings)
+        return config
 
     def describe(self) -> str:
-        get = self.settings.get
-        if get("SNOWFLAKE_ACCOUNT"):
-            where = f"Snowflake account {get('SNOWFLAKE_ACCOUNT')}"
-        else:
-            where = f"Snowflake connection {get('SNOWFLAKE_CONNECTION_NAME')!r} from connections.toml"
-        parts = [where]
-        if user := get("SNOWFLAKE_USER"):
-            parts.append(f"as {user}")
-        details = [
-            f"{label} {value}"
-            for label, value in (
-                ("role", get("SNOWFLAKE_ROLE")),
-                ("warehouse", get("SNOWFLAKE_WAREHOUSE")),
-                ("database", ".".join(v for v in (get("SNOWFLAKE_DATABASE"), get("SNOWFLAKE_SCHEMA")) if v)),
-                ("host", get("SNOWFLAKE_HOST")),
-            )
-            if value
-        ]
-        details.append(f"{self.auth_method()} auth")
-        return " ".join(parts) + f" ({', '.join(details)})"
+        return self.config.describe()
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -340,26 +115,13 @@ class SnowflakeWarehouse:
             except SophiaError:
                 raise
             except Exception as exc:
-                raise translate_error(exc, timeout_seconds=self.statement_timeout) from None
+                raise translate_error(exc, timeout_seconds=self.config.statement_timeout_seconds) from None
             return self._conn
 
     def _open(self) -> Any:
-        """One connection attempt with the settings as they are now (ESC may have rotated them)."""
-        kwargs = self._connect_kwargs()
-        import snowflake.connector
-        from snowflake.connector import errors as sf
-
-        try:
-            return snowflake.connector.connect(**kwargs)
-        except sf.Error as exc:
-            if exc.errno is None or "connection_name" in str(exc):
-                # The connector's own configuration checks (unknown connection name, bad option).
-                raise ConfigError(
-                    f"The Snowflake connector refused the configuration: {_message(exc)}",
-                    hint="Check SNOWFLAKE_CONNECTION_NAME against ~/.snowflake/connections.toml and the "
-                    "other SNOWFLAKE_* settings (`sophia doctor`).",
-                ) from None
-            raise
+        """One login with the settings as they are now (ESC may have rotated the credentials)."""
+        self._config = SnowflakeConfig.from_settings(self.settings)
+        return open_connection(self._config)
 
     def _discard(self, conn: Any) -> None:
         with self._lock:
@@ -414,7 +176,7 @@ class SnowflakeWarehouse:
             cur.execute(
                 sql,
                 list(params) if params else None,
-                timeout=self.statement_timeout + CLIENT_GRACE_SECONDS,
+                timeout=self.config.client_timeout_seconds,
                 _statement_params={"requestId": str(request_id)},
             )
         except SophiaError:
@@ -422,12 +184,9 @@ class SnowflakeWarehouse:
         except Exception as exc:
             if cancel is not None and cancel.cancelled:
                 raise CancelledByClient("The query was cancelled.") from None
-            if _errno(exc) in _SESSION_GONE_ERRNOS:
-                raise SessionExpired(
-                    f"Snowflake ended the session: {exc}",
-                    hint="Call again: the server logs in anew on the next call.",
-                ) from None
-            raise translate_error(exc, timeout_seconds=self.statement_timeout) from None
+            raise session_expired(exc) or translate_error(
+                exc, timeout_seconds=self.config.statement_timeout_seconds
+            ) from None
         finally:
             in_flight.clear()
         if cancel is not None and cancel.cancelled:
@@ -444,10 +203,6 @@ class SnowflakeWarehouse:
 
         return self._run(work)
 
-    @staticmethod
-    def _fingerprint(sql: str, params: Sequence[Any]) -> str:
-        return hashlib.sha256(repr((sql, list(params))).encode("utf-8", "replace")).hexdigest()
-
     def _remember(self, query_id: str, fingerprint: str) -> None:
         with self._issued_lock:
             self._issued[query_id] = fingerprint
@@ -461,13 +216,8 @@ class SnowflakeWarehouse:
 
     @staticmethod
     def _read_page(cur: Any, offset: int, max_rows: int) -> tuple[list[ColumnInfo], list[list[Any]], bool]:
-        skipped = 0
-        while skipped < offset:
-            chunk = cur.fetchmany(min(_FETCH_CHUNK, offset - skipped))
-            if not chunk:
-                break
-            skipped += len(chunk)
-        rows = [list(r) for r in cur.fetchmany(max_rows + 1)]
+        """Rows `offset` to `offset + max_rows` of the cursor's result, and whether more follow."""
+        rows = [list(r) for r in itertools.islice(cur, offset, offset + max_rows + 1)]
         columns = [_column_from_description(d) for d in (cur.description or [])]
         return columns, rows[:max_rows], len(rows) > max_rows
 
@@ -505,7 +255,7 @@ class SnowflakeWarehouse:
         if cancel.cancelled:
             raise CancelledByClient("The query was cancelled before it started.")
         sql = require_checked(statement, dialect=self.dialect, write=False).sql
-        fingerprint = self._fingerprint(sql, params)
+        fingerprint = request_digest(sql, list(params))
 
         def work(conn: Any) -> RowPage:
             if handle and self._can_resume(handle, fingerprint):
@@ -519,7 +269,7 @@ class SnowflakeWarehouse:
                 try:
                     columns, rows, has_more = self._read_page(cur, offset, max_rows)
                 except Exception as exc:
-                    raise translate_error(exc, timeout_seconds=self.statement_timeout) from None
+                    raise translate_error(exc, timeout_seconds=self.config.statement_timeout_seconds) from None
             finally:
                 cur.close()
             if cancel.cancelled:
@@ -545,12 +295,12 @@ class SnowflakeWarehouse:
 
         rowcount = self._run(work)
         affected = (
-            rowcount if statement.statement_type in _DML_KEYWORDS and rowcount is not None and rowcount >= 0 else None
+            rowcount if statement.statement_type in _DML_TYPES and rowcount is not None and rowcount >= 0 else None
         )
         return WriteOutcome(rows_affected=affected)
 
     def default_database(self) -> str:
-        configured = self.settings.get("SNOWFLAKE_DATABASE")
+        configured = self.config.database
         if configured:
             return configured
         _, rows = self._rows("SELECT CURRENT_DATABASE()")
@@ -574,7 +324,7 @@ class SnowflakeWarehouse:
         assert last is not None
         raise InputError(
             f"The Snowflake database {database!r} does not exist or this role cannot see it.",
-            hint="Call list_databases for the names available to SNOWFLAKE_ROLE.",
+            hint=f"Call {WAREHOUSE_LIST_DATABASES} for the names available to SNOWFLAKE_ROLE.",
         ) from last
 
     def list_schemas(self, database: str) -> list[str]:
