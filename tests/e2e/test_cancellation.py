@@ -13,6 +13,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from sophia_business_intelligence.backends.base import CancelToken
+from sophia_business_intelligence.sql_guard import check_read_only
 from sophia_business_intelligence.backends.duckdb import DuckDBWarehouse
 from sophia_business_intelligence.server import SPEC
 from sophia_shared.errors import CancelledByClient
@@ -35,7 +36,8 @@ def test_cancel_token_interrupts_a_running_duckdb_query(tmp_path: Path) -> None:
 
     def run() -> None:
         try:
-            warehouse.query(SLOW_SQL, params=[], offset=0, max_rows=1, handle="", cancel=token)
+            statement = check_read_only(SLOW_SQL, dialect="duckdb")
+            warehouse.query(statement, params=[], offset=0, max_rows=1, handle="", cancel=token)
         except BaseException as exc:
             outcome.append(exc)
 
