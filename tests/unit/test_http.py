@@ -1,289 +1,501 @@
-"""The shared HTTP client against a real local server: retries, Retry-After, timeouts, auth refresh."""
+"""`request_json` against a fake vendor: retries, Retry-After, key rotation, auth styles, error mapping."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from sophia_shared.errors import AuthError, BackendError, InputError
+from sophia_shared.errors import AuthError, BackendError, ConfigError, InputError, SophiaError
 from sophia_shared.http import (
-    ATTEMPTS_EXTENSION,
+    ApiKeyAuth,
+    ErrorMessage,
     RetryPolicy,
     make_client,
-    make_sync_client,
-    raise_for_vendor,
+    request_json,
     retry_after_seconds,
-    send_with_auth_refresh,
 )
 from sophia_shared.settings import Settings, SourceValues
+from tests.fakes.net import closed_port_url
+from tests.fakes.vendor_app import Call, Reply, VendorApp, serve
 
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.02)
+BASE = "https://cloud.lambda.ai"
+VENDOR = "Lambda Cloud"
+KEY_VARIABLE = "LAMBDA_API_KEY"
+KEY = "secret_lambda-key-0123456789"
+INSTANCES = "/api/v1/instances"
+LAUNCH = "/api/v1/instance-operations/launch"
+
+
+def lambda_app() -> VendorApp:
+    return VendorApp(
+        {
+            f"GET {INSTANCES}": lambda call: {"data": [{"id": "0920582c", "status": "active"}]},
+            f"GET {INSTANCES}/{{id}}": lambda call: {"data": {"id": call.params["id"]}},
+            f"POST {LAUNCH}": lambda call: {"data": {"instance_ids": ["0920582c"]}},
+            f"DELETE {INSTANCES}/{{id}}": lambda call: Reply(204),
+        }
+    )
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b'{"ok": true}'
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-class ScriptedServer:
-    """A real HTTP/1.1 server on 127.0.0.1; each path answers from a script, the last reply repeating."""
-
-    def __init__(self) -> None:
-        self.scripts: dict[str, list[Reply]] = {}
-        self.seen: list[Seen] = []
-        self.auth_replies: dict[str, Reply] = {}  # Authorization value → reply, for /secure
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
-                owner.seen.append(Seen(self.command, path, dict(self.headers), body, time.monotonic()))
-                if path == "/secure":
-                    reply = owner.auth_replies.get(self.headers.get("Authorization", ""), Reply(401))
-                else:
-                    script = owner.scripts.get(path, [Reply()])
-                    reply = script.pop(0) if len(script) > 1 else script[0]
-                if reply.delay:
-                    time.sleep(reply.delay)
-                try:
-                    self.send_response(reply.status)
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(reply.body)))
-                    self.end_headers()
-                    self.wfile.write(reply.body)
-                except OSError:
-                    pass  # the client gave up (timeout tests)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.block_on_close = False
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
-
-    def hits(self, path: str) -> list[Seen]:
-        return [s for s in self.seen if s.path == path]
+def app() -> VendorApp:
+    return lambda_app()
 
 
 @pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    srv = ScriptedServer()
-    srv.thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
+def settings(tmp_path: Path) -> Settings:
+    """Settings with the key in the environment and no ESC: a 401 cannot be refreshed."""
+    return Settings({KEY_VARIABLE: KEY, "SOPHIA_ESC_FILE": str(tmp_path / "absent.yaml")}, cwd=tmp_path)
 
 
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+def esc_settings(tmp_path: Path, keys: list[str], *, ttl: float = 3600.0) -> tuple[Settings, list[str]]:
+    """Settings whose ESC environment hands out `keys` in turn, one per opening (the last one repeats)."""
+    handed_out: list[str] = []
+
+    def opener(ref: str, token: str, backend_url: str | None) -> SourceValues:
+        key = keys[min(len(handed_out), len(keys) - 1)]
+        handed_out.append(key)
+        return SourceValues(f"esc:{ref}", {KEY_VARIABLE: key}, frozenset({KEY_VARIABLE}), time.time() + ttl)
+
+    environ = {
+        "SOPHIA_ESC_ENV": "acme/sophia/dev",
+        "PULUMI_ACCESS_TOKEN": "pul-test-token",
+        "SOPHIA_ESC_FILE": str(tmp_path / "absent.yaml"),
+    }
+    return Settings(environ, cwd=tmp_path, esc_opener=opener), handed_out
 
 
-# -- retries ---------------------------------------------------------------------------------------
+def fake_client(app: VendorApp, retry: RetryPolicy = FAST) -> httpx.AsyncClient:
+    return make_client(base_url=BASE, transport=httpx.ASGITransport(app=app), retry=retry)
 
 
-@pytest.mark.anyio
-async def test_get_retries_503_twice_then_succeeds(server: ScriptedServer) -> None:
-    server.scripts["/flaky"] = [Reply(503), Reply(503), Reply(200, b'{"n": 3}')]
-    async with make_client(base_url=server.url, retry=FAST) as client:
-        response = await client.get("/flaky")
-    assert response.status_code == 200
-    assert response.json() == {"n": 3}
-    assert response.extensions[ATTEMPTS_EXTENSION] == 3
-    assert len(server.hits("/flaky")) == 3
+async def call_lambda(
+    app: VendorApp, settings: Settings, method: str = "GET", path: str = INSTANCES, **kwargs: Any
+) -> Any:
+    async with fake_client(app, kwargs.pop("retry", FAST)) as client:
+        return await request_json(client, settings, method, path, vendor=VENDOR, key_variable=KEY_VARIABLE, **kwargs)
 
 
-@pytest.mark.anyio
-async def test_retries_stop_at_max_attempts_and_return_last_response(server: ScriptedServer) -> None:
-    server.scripts["/down"] = [Reply(502)]
-    async with make_client(base_url=server.url, retry=FAST) as client:
-        response = await client.get("/down")
-    assert response.status_code == 502
-    assert len(server.hits("/down")) == FAST.max_attempts
+def everything_said(err: SophiaError) -> str:
+    return "\n".join([str(err), err.message, err.hint, err.agent_message()])
 
 
-@pytest.mark.anyio
-async def test_client_errors_are_not_retried(server: ScriptedServer) -> None:
-    server.scripts["/bad"] = [Reply(400, b'{"message": "query is required"}')]
-    async with make_client(base_url=server.url, retry=FAST) as client:
-        response = await client.get("/bad")
-    assert response.status_code == 400
-    assert len(server.hits("/bad")) == 1
+# -- success -------------------------------------------------------------------------------------
 
 
 @pytest.mark.anyio
-async def test_429_retry_after_seconds_is_honoured(server: ScriptedServer) -> None:
-    server.scripts["/limited"] = [Reply(429, headers={"Retry-After": "1"}), Reply(200)]
-    # A large backoff base proves the wait came from Retry-After, not from backoff.
-    policy = RetryPolicy(base_delay=5.0, max_delay=5.0, jitter=False)
-    async with make_client(base_url=server.url, retry=policy) as client:
-        response = await client.get("/limited")
-    first, second = server.hits("/limited")
-    assert response.status_code == 200
-    assert 0.95 <= second.at - first.at < 2.0
+async def test_returns_the_json_body_sent_with_bearer_key_and_user_agent(app: VendorApp, settings: Settings) -> None:
+    body = await call_lambda(app, settings, "GET", f"{INSTANCES}/0920582c")
+    assert body == {"data": {"id": "0920582c"}}
+    (seen,) = app.calls
+    assert seen.headers["authorization"] == f"Bearer {KEY}"
+    assert seen.headers["user-agent"] == "sophia-mcp/0.1"
 
 
 @pytest.mark.anyio
-async def test_retry_after_beyond_cap_fails_fast_with_clear_error(server: ScriptedServer) -> None:
-    server.scripts["/limited"] = [Reply(429, headers={"Retry-After": "120"}), Reply(200)]
-    started = time.monotonic()
-    async with make_client(base_url=server.url, retry=RetryPolicy(max_retry_after=30)) as client:
-        response = await client.get("/limited")
-    assert time.monotonic() - started < 1.0
-    assert response.status_code == 429
-    assert len(server.hits("/limited")) == 1
-    with pytest.raises(BackendError, match=r"rate limited.*retry after 120 s"):
-        raise_for_vendor(response, "Tavily", key_variable="TAVILY_API_KEY")
-
-
-@pytest.mark.anyio
-async def test_post_is_not_retried_on_503(server: ScriptedServer) -> None:
-    server.scripts["/launch"] = [Reply(503), Reply(200)]
-    async with make_client(base_url=server.url, retry=FAST) as client:
-        response = await client.post("/launch", json={"region": "us-east-1"})
-    assert response.status_code == 503
-    assert len(server.hits("/launch")) == 1
-
-
-@pytest.mark.anyio
-async def test_post_marked_retryable_is_retried_with_same_body(server: ScriptedServer) -> None:
-    server.scripts["/search"] = [Reply(503), Reply(500), Reply(200)]
-    async with make_client(base_url=server.url, retry=FAST) as client:
-        response = await client.post("/search", json={"query": "fintech"}, extensions={"sophia_retry": True})
-    assert response.status_code == 200
-    bodies = [hit.body for hit in server.hits("/search")]
-    assert bodies == [b'{"query":"fintech"}'] * 3
-
-
-@pytest.mark.anyio
-async def test_get_marked_not_retryable_is_sent_once(server: ScriptedServer) -> None:
-    server.scripts["/once"] = [Reply(503), Reply(200)]
-    async with make_client(base_url=server.url, retry=FAST) as client:
-        response = await client.get("/once", extensions={"sophia_retry": False})
-    assert response.status_code == 503
-    assert len(server.hits("/once")) == 1
-
-
-@pytest.mark.anyio
-async def test_connection_refused_is_retried_then_backend_error(caplog: pytest.LogCaptureFixture) -> None:
-    url = closed_port_url()
-    caplog.set_level(logging.INFO, logger="sophia_shared.http")
-    async with make_client(base_url=url, retry=FAST) as client:
-        with pytest.raises(BackendError, match=r"Could not get an answer from 127\.0\.0\.1.*after 3 attempts"):
-            # A POST too: the connection never opened, so the vendor never saw it.
-            await client.post("/instances?api_key=sk-query-secret", json={})
-    retries = [r for r in caplog.records if "retry" in r.getMessage()]
-    assert len(retries) == 2
-    assert "sk-query-secret" not in caplog.text
-
-
-@pytest.mark.anyio
-async def test_read_timeout_is_bounded_and_retried_for_get(server: ScriptedServer) -> None:
-    server.scripts["/slow"] = [Reply(200, delay=0.6)]
-    policy = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01)
-    started = time.monotonic()
-    async with make_client(base_url=server.url, retry=policy, timeout=httpx.Timeout(0.15)) as client:
-        with pytest.raises(BackendError, match=r"read timed out after 0\.15 s") as err:
-            await client.get("/slow")
-    assert time.monotonic() - started < 0.55
-    assert len(server.hits("/slow")) == 2
-    assert "try again later" in err.value.agent_message()
-
-
-@pytest.mark.anyio
-async def test_post_read_timeout_is_not_repeated(server: ScriptedServer) -> None:
-    server.scripts["/slow"] = [Reply(200, delay=0.5)]
-    async with make_client(base_url=server.url, retry=FAST, timeout=httpx.Timeout(0.1)) as client:
-        with pytest.raises(BackendError, match="after 1 attempt:"):
-            await client.post("/slow", json={"launch": True})
-    assert len(server.hits("/slow")) == 1
-
-
-def test_retry_logs_omit_query_strings_and_headers(server: ScriptedServer, caplog: pytest.LogCaptureFixture) -> None:
-    server.scripts["/v1/search"] = [Reply(503), Reply(200)]
-    caplog.set_level(logging.INFO, logger="sophia_shared.http")
-    with make_sync_client(base_url=server.url, retry=FAST, headers={"X-Api-Key": "hdr-secret-1"}) as client:
-        response = client.get("/v1/search", params={"api_key": "qs-secret-2"})
-    assert response.status_code == 200
-    assert "GET 127.0.0.1/v1/search → HTTP 503; retry 2/3" in caplog.text
-    assert "qs-secret-2" not in caplog.text
-    assert "hdr-secret-1" not in caplog.text
-
-
-# -- client defaults -------------------------------------------------------------------------------
-
-
-@pytest.mark.anyio
-async def test_client_sends_user_agent_and_fresh_auth_headers(server: ScriptedServer) -> None:
-    keys = iter(["key-one", "key-two"])
-    async with make_client(
-        base_url=server.url, auth_header_provider=lambda: {"Authorization": f"Bearer {next(keys)}"}
-    ) as client:
-        await client.get("/a")
-        await client.get("/b")
-    first, second = server.seen
-    assert first.headers["User-Agent"] == "sophia-mcp/0.1"
-    assert [first.headers["Authorization"], second.headers["Authorization"]] == [
-        "Bearer key-one",
-        "Bearer key-two",
-    ]
+async def test_empty_body_returns_none(app: VendorApp, settings: Settings) -> None:
+    assert await call_lambda(app, settings, "DELETE", f"{INSTANCES}/0920582c") is None
 
 
 def test_default_timeouts_are_short_to_connect_and_bounded_to_read() -> None:
     client = make_client()
-    assert client.timeout.connect == 5.0
-    assert client.timeout.read == 30.0
+    assert (client.timeout.connect, client.timeout.read) == (5.0, 30.0)
 
 
-def test_sync_client_retries_too(server: ScriptedServer) -> None:
-    server.scripts["/flaky"] = [Reply(504), Reply(200)]
-    with make_sync_client(base_url=server.url, retry=FAST) as client:
-        response = client.get("/flaky")
-    assert response.status_code == 200
-    assert len(server.hits("/flaky")) == 2
+# -- retries -------------------------------------------------------------------------------------
 
 
-# -- policy details --------------------------------------------------------------------------------
+@pytest.mark.anyio
+async def test_get_is_retried_on_5xx_until_it_succeeds(app: VendorApp, settings: Settings) -> None:
+    app.fail_next(2, 503)
+    body = await call_lambda(app, settings)
+    assert body["data"][0]["status"] == "active"
+    assert len(app.calls) == 3
+
+
+@pytest.mark.anyio
+async def test_retries_stop_at_max_attempts_with_a_vendor_outage_error(app: VendorApp, settings: Settings) -> None:
+    app.fail_next(5, 502)
+    with pytest.raises(BackendError) as err:
+        await call_lambda(app, settings)
+    assert len(app.calls) == 3
+    assert "Lambda Cloud failed with HTTP 502 on GET /api/v1/instances after 3 attempts" in err.value.message
+    assert "try again later" in err.value.hint
+
+
+@pytest.mark.anyio
+async def test_retry_after_is_honoured_between_attempts(app: VendorApp, settings: Settings) -> None:
+    app.fail_next(1, 429, retry_after="0.3")
+    await call_lambda(app, settings)
+    first, second = app.calls
+    assert second.at - first.at >= 0.28  # FAST's own backoff is at most 0.02 s
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "retry_after",
+    ["120", format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5), usegmt=True)],
+    ids=["seconds", "http-date"],
+)
+async def test_retry_after_beyond_the_cap_fails_fast_and_says_when_to_retry(
+    app: VendorApp, settings: Settings, retry_after: str
+) -> None:
+    app.fail_next(1, 429, retry_after=retry_after)
+    started = time.monotonic()
+    with pytest.raises(
+        BackendError, match=r"rate limited the request \(HTTP 429 on GET /api/v1/instances\), retry after"
+    ):
+        await call_lambda(app, settings)
+    assert time.monotonic() - started < 1.0
+    assert len(app.calls) == 1
+
+
+@pytest.mark.anyio
+async def test_rate_limit_that_outlasts_the_retries_says_when_to_retry(app: VendorApp, settings: Settings) -> None:
+    app.fail_next(3, 429)
+    with pytest.raises(BackendError) as err:
+        await call_lambda(app, settings)
+    assert not isinstance(err.value, AuthError)
+    assert "rate limited the request (HTTP 429 on GET /api/v1/instances after 3 attempts), retry in a minute" in (
+        err.value.message
+    )
+    assert "Wait, then call again" in err.value.hint
+
+
+@pytest.mark.anyio
+async def test_post_is_not_repeated_after_a_5xx(app: VendorApp, settings: Settings) -> None:
+    app.fail_next(1, 503)
+    with pytest.raises(BackendError, match="HTTP 503 on POST /api/v1/instance-operations/launch"):
+        await call_lambda(app, settings, "POST", LAUNCH, json={"region_name": "us-east-1"})
+    assert len(app.calls) == 1
+
+
+@pytest.mark.anyio
+async def test_post_is_repeated_after_a_429_since_the_vendor_did_no_work(app: VendorApp, settings: Settings) -> None:
+    app.fail_next(1, 429)
+    body = await call_lambda(app, settings, "POST", LAUNCH, json={"region_name": "us-east-1"})
+    assert body == {"data": {"instance_ids": ["0920582c"]}}
+    assert len(app.calls) == 2
+
+
+@pytest.mark.anyio
+async def test_post_marked_idempotent_is_retried_with_the_same_body(app: VendorApp, settings: Settings) -> None:
+    app.fail_next(2, 500)
+    await call_lambda(app, settings, "POST", LAUNCH, json={"query": "fintech"}, idempotent=True)
+    assert [c.json for c in app.calls] == [{"query": "fintech"}] * 3
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [429, 503])
+async def test_request_marked_not_idempotent_is_sent_once(app: VendorApp, settings: Settings, status: int) -> None:
+    app.fail_next(1, status)
+    with pytest.raises(BackendError):
+        await call_lambda(app, settings, idempotent=False)
+    assert len(app.calls) == 1
+
+
+@pytest.mark.anyio
+async def test_refused_connection_is_retried_even_for_post_then_backend_error(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sophia_shared.http")
+    auth = ApiKeyAuth.query("apikey")
+    async with make_client(base_url=closed_port_url(), retry=FAST) as client:
+        with pytest.raises(BackendError) as err:
+            # A POST too: the connection never opened, so the vendor never saw it.
+            await request_json(
+                client, settings, "POST", LAUNCH, vendor=VENDOR, key_variable=KEY_VARIABLE, auth=auth, json={}
+            )
+    assert "Could not get an answer from Lambda Cloud (POST /api/v1/instance-operations/launch) after 3 attempts" in (
+        err.value.message
+    )
+    assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 2
+    assert KEY not in caplog.text
+    assert KEY not in everything_said(err.value)
+
+
+@pytest.mark.anyio
+async def test_read_timeout_is_retried_for_get_then_backend_error(app: VendorApp, settings: Settings) -> None:
+    app.slow_next(2, seconds=0.6)
+    policy = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01)
+    started = time.monotonic()
+    with serve(app) as url:
+        async with make_client(base_url=url, retry=policy, timeout=httpx.Timeout(0.15)) as client:
+            with pytest.raises(BackendError) as err:
+                await request_json(client, settings, "GET", INSTANCES, vendor=VENDOR, key_variable=KEY_VARIABLE)
+        elapsed = time.monotonic() - started
+    assert elapsed < 0.55
+    assert len(app.calls) == 2
+    assert "after 2 attempts: read timed out after 0.15 s" in err.value.message
+    assert "try again later" in err.value.hint
+
+
+@pytest.mark.anyio
+async def test_post_read_timeout_is_not_repeated(app: VendorApp, settings: Settings) -> None:
+    app.slow_next(1, seconds=0.5)
+    with serve(app) as url:
+        async with make_client(base_url=url, retry=FAST, timeout=httpx.Timeout(0.1)) as client:
+            with pytest.raises(BackendError, match="after 1 attempt: read timed out"):
+                await request_json(
+                    client, settings, "POST", LAUNCH, vendor=VENDOR, key_variable=KEY_VARIABLE, json={"launch": 1}
+                )
+    assert len(app.calls) == 1
+
+
+@pytest.mark.anyio
+async def test_retry_logs_name_method_host_and_path_but_no_key(
+    app: VendorApp, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sophia_shared.http")
+    app.fail_next(1, 503)
+    await call_lambda(app, settings, auth=ApiKeyAuth.query("apikey"), params={"page": "2"})
+    assert "GET cloud.lambda.ai/api/v1/instances → HTTP 503; retry 2/3" in caplog.text
+    assert KEY not in caplog.text
+
+
+# -- the key: read at send time, rotated through ESC ----------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_each_request_reads_the_key_current_in_settings(app: VendorApp, tmp_path: Path) -> None:
+    # An ESC session that has already expired is re-opened on every read: each one hands out the next key.
+    settings, _ = esc_settings(tmp_path, ["key-one-aaaa", "key-two-bbbb"], ttl=-1)
+    await call_lambda(app, settings)
+    await call_lambda(app, settings)
+    assert [c.headers["authorization"] for c in app.calls] == ["Bearer key-one-aaaa", "Bearer key-two-bbbb"]
+
+
+@pytest.mark.anyio
+async def test_rejected_key_reopens_esc_once_and_retries_with_the_rotated_key(app: VendorApp, tmp_path: Path) -> None:
+    settings, handed_out = esc_settings(tmp_path, ["old-key-aaaa", "new-key-bbbb"])
+    app.reject_key("old-key-aaaa")
+    body = await call_lambda(app, settings, "POST", LAUNCH, json={"region_name": "us-east-1"})
+    assert body == {"data": {"instance_ids": ["0920582c"]}}
+    assert [c.headers["authorization"] for c in app.calls] == ["Bearer old-key-aaaa", "Bearer new-key-bbbb"]
+    assert handed_out == ["old-key-aaaa", "new-key-bbbb"]
+
+
+@pytest.mark.anyio
+async def test_key_still_rejected_after_esc_refresh_is_an_auth_error_naming_the_variable(
+    app: VendorApp, tmp_path: Path
+) -> None:
+    settings, handed_out = esc_settings(tmp_path, ["bad-key-1111", "bad-key-2222", "bad-key-3333"])
+    app.reject_key("bad-key-")
+    with pytest.raises(AuthError) as err:
+        await call_lambda(app, settings)
+    assert len(app.calls) == 2
+    assert len(handed_out) == 2
+    assert "Lambda Cloud rejected the credentials in LAMBDA_API_KEY (HTTP 401 on GET /api/v1/instances)" in (
+        err.value.message
+    )
+    assert "global/invalid-api-key: API key was invalid" in err.value.message
+    assert "rotate LAMBDA_API_KEY" in err.value.hint
+    assert "bad-key" not in everything_said(err.value)
+
+
+@pytest.mark.anyio
+async def test_rejected_key_without_esc_is_not_retried(app: VendorApp, settings: Settings) -> None:
+    app.reject_key(KEY)
+    with pytest.raises(AuthError, match="rejected the credentials in LAMBDA_API_KEY"):
+        await call_lambda(app, settings)
+    assert len(app.calls) == 1
+
+
+@pytest.mark.anyio
+async def test_missing_key_is_a_config_error_and_nothing_is_sent(app: VendorApp, tmp_path: Path) -> None:
+    settings = Settings({"SOPHIA_ESC_FILE": str(tmp_path / "absent.yaml")}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="LAMBDA_API_KEY is not set, so the Lambda Cloud API is unavailable"):
+        await call_lambda(app, settings)
+    assert app.calls == []
+
+
+# -- auth styles ---------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_header_auth_sends_the_key_in_that_header_only(app: VendorApp, settings: Settings) -> None:
+    await call_lambda(app, settings, auth=ApiKeyAuth.header("Api-Key"), headers={"X-Project": "sophia"})
+    (seen,) = app.calls
+    assert seen.headers["api-key"] == KEY
+    assert seen.headers["x-project"] == "sophia"
+    assert "authorization" not in seen.headers
+    assert seen.query == {}
+
+
+@pytest.mark.anyio
+async def test_query_auth_adds_the_key_next_to_the_other_params(app: VendorApp, settings: Settings) -> None:
+    await call_lambda(app, settings, auth=ApiKeyAuth.query("apikey"), params={"q": "github lang:sv"})
+    (seen,) = app.calls
+    assert seen.query == {"q": "github lang:sv", "apikey": KEY}
+    assert "authorization" not in seen.headers
+
+
+@pytest.mark.anyio
+async def test_query_key_is_not_in_the_error_even_when_the_vendor_echoes_it(app: VendorApp, settings: Settings) -> None:
+    app.route("GET", "/v1/", lambda call: Reply(401, {"detail": f"Invalid apikey {call.query['apikey']} (AUTH001)"}))
+    with pytest.raises(AuthError) as err:
+        await call_lambda(app, settings, "GET", "/v1/", auth=ApiKeyAuth.query("apikey"))
+    assert "Invalid apikey [REDACTED] (AUTH001)" in err.value.message
+    assert KEY not in everything_said(err.value)
+
+
+# -- error mapping -------------------------------------------------------------------------------
+
+
+def answering(status: int, body: Any) -> VendorApp:
+    """A fake whose launch answers `status` with `body`: JSON, or a str sent as an HTML page."""
+    if isinstance(body, str):
+        reply = Reply(status, body=body.encode(), content_type="text/html")
+    else:
+        reply = Reply(status, body)
+    return VendorApp({f"POST {LAUNCH}": lambda call: reply})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("status", "body", "error", "says"),
+    [
+        (403, {"error": {"code": "global/account-inactive", "message": "Account inactive."}}, AuthError,
+         "rejected the credentials in LAMBDA_API_KEY (HTTP 403 on POST /api/v1/instance-operations/launch): "
+         "global/account-inactive: Account inactive."),
+        (402, {"code": "AUTH004", "detail": "Usage exceeded"}, BackendError,
+         "out of credit or quota (HTTP 402 on POST /api/v1/instance-operations/launch): AUTH004: Usage exceeded"),
+        (400, {"error": {"code": "global/quota-exceeded", "message": "Quota exceeded."}}, BackendError,
+         "out of credit or quota (HTTP 400 on POST /api/v1/instance-operations/launch): "
+         "global/quota-exceeded: Quota exceeded."),
+        (404, {"error": {"code": "global/object-does-not-exist", "message": "No such instance."}}, InputError,
+         "Lambda Cloud has no such resource (HTTP 404 on POST /api/v1/instance-operations/launch)"),
+        (400, {"error": {"code": "global/invalid-parameters", "message": "region_name is required"}}, InputError,
+         "refused the request as invalid (HTTP 400 on POST /api/v1/instance-operations/launch): "
+         "global/invalid-parameters: region_name is required"),
+        (503, "<html>upstream unavailable</html>", BackendError,
+         "failed with HTTP 503 on POST /api/v1/instance-operations/launch (a vendor outage): "
+         "<html>upstream unavailable</html>"),
+        (422, {"detail": "payment_method must be one of card, invoice"}, InputError,
+         "refused the request as invalid (HTTP 422 on POST /api/v1/instance-operations/launch): payment_method"),
+        (418, {"message": "teapot"}, BackendError, "Lambda Cloud answered HTTP 418 on POST"),
+    ],
+    ids=["403-auth", "402-quota", "400-quota-code", "404", "400-invalid", "503", "422-not-quota", "418"],
+)  # fmt: skip
+async def test_each_failure_becomes_the_error_a_user_can_act_on(
+    settings: Settings, status: int, body: Any, error: type[SophiaError], says: str
+) -> None:
+    app = answering(status, body)
+    with pytest.raises(SophiaError) as err:
+        await call_lambda(app, settings, "POST", LAUNCH, json={})
+    assert type(err.value) is error
+    assert says in err.value.message
+    assert KEY not in everything_said(err.value)
+
+
+@pytest.mark.anyio
+async def test_quota_refusal_on_403_does_not_reopen_esc(tmp_path: Path) -> None:
+    settings, handed_out = esc_settings(tmp_path, ["key-one-aaaa", "key-two-bbbb"])
+    app = answering(403, {"error": {"code": "global/quota-exceeded", "message": "Quota exceeded."}})
+    with pytest.raises(BackendError, match="out of credit or quota") as err:
+        await call_lambda(app, settings, "POST", LAUNCH, json={})
+    assert not isinstance(err.value, AuthError)
+    assert "Add credit, raise the quota" in err.value.hint
+    assert handed_out == ["key-one-aaaa"]
+
+
+def lambda_error_message(response: httpx.Response) -> str | None:
+    """Lambda's envelope: the code, the message and the vendor's own suggestion."""
+    error = response.json().get("error") or {}
+    if not error:
+        return None
+    suggestion = f" ({error['suggestion']})" if error.get("suggestion") else ""
+    return f"{error['code']}: {error['message']}{suggestion}"
+
+
+@pytest.mark.anyio
+async def test_vendor_error_message_callable_puts_the_vendors_words_in_the_error(settings: Settings) -> None:
+    app = answering(
+        400,
+        {
+            "error": {
+                "code": "instance-operations/launch/insufficient-capacity",
+                "message": "Not enough capacity to fulfill launch request.",
+                "suggestion": "Choose an instance type with more availability, or try again later.",
+            }
+        },
+    )
+    extract: ErrorMessage = lambda_error_message
+    with pytest.raises(InputError) as err:
+        await call_lambda(app, settings, "POST", LAUNCH, json={}, error_message=extract)
+    assert err.value.message.endswith(
+        ": instance-operations/launch/insufficient-capacity: Not enough capacity to fulfill launch request. "
+        "(Choose an instance type with more availability, or try again later.)"
+    )
+
+
+@pytest.mark.anyio
+async def test_long_vendor_error_bodies_are_cut_short(settings: Settings) -> None:
+    app = answering(502, "<html>" + "bad gateway " * 500 + "</html>")
+    with pytest.raises(BackendError) as err:
+        await call_lambda(app, settings, "POST", LAUNCH, json={})
+    assert "bad gateway" in err.value.message
+    assert len(err.value.message) < 450
+
+
+@pytest.mark.anyio
+async def test_non_json_success_is_a_backend_error_pointing_at_the_base_url(settings: Settings) -> None:
+    app = VendorApp({f"GET {INSTANCES}": lambda call: Reply(body=b"<html>Sign in</html>", content_type="text/html")})
+    with pytest.raises(BackendError) as err:
+        await call_lambda(app, settings)
+    assert "with a body that is not JSON (text/html, starting '<html>Sign in</html>')" in err.value.message
+    assert "base URL" in err.value.hint
+
+
+@pytest.mark.anyio
+async def test_undecodable_body_is_a_backend_error(settings: Settings) -> None:
+    broken = Reply(body=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    app = VendorApp({f"GET {INSTANCES}": lambda call: broken})
+    with pytest.raises(
+        BackendError, match=r"Could not use Lambda Cloud's answer to GET /api/v1/instances: DecodingError"
+    ):
+        await call_lambda(app, settings)
+
+
+@pytest.mark.anyio
+async def test_malformed_json_is_a_backend_error(app: VendorApp, settings: Settings) -> None:
+    app.malformed_next()
+    with pytest.raises(BackendError, match=r"not JSON \(application/json, starting '\{\"data\""):
+        await call_lambda(app, settings)
+    assert len(app.calls) == 1
+
+
+@pytest.mark.anyio
+async def test_body_larger_than_max_bytes_is_refused(app: VendorApp, settings: Settings) -> None:
+    app.huge_next(size=300_000)
+    with pytest.raises(BackendError, match=r"with more than 100,000 bytes; refusing to read further") as err:
+        await call_lambda(app, settings, max_bytes=100_000)
+    assert "smaller page size" in err.value.hint
+    app.huge_next(size=300_000)
+    assert len((await call_lambda(app, settings))["data"]) > 299_000  # the default ceiling is far higher
+
+
+# -- the fake itself -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_fake_records_calls_and_answers_unknown_paths_404(app: VendorApp, settings: Settings) -> None:
+    with pytest.raises(InputError, match="No route for GET /api/v2/nothing"):
+        await call_lambda(app, settings, "GET", "/api/v2/nothing", params={"page": "1"})
+    (seen,) = app.calls
+    assert isinstance(seen, Call)
+    assert (seen.method, seen.path, seen.query) == ("GET", "/api/v2/nothing", {"page": "1"})
+
+
+# -- policy details ------------------------------------------------------------------------------
 
 
 def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
@@ -302,154 +514,3 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds("Mon, 05 Jan 2026 11:00:00 GMT", now=now) == 0.0
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
-
-
-@pytest.mark.anyio
-async def test_retry_after_http_date_beyond_cap_fails_fast(server: ScriptedServer) -> None:
-    later = format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5), usegmt=True)
-    server.scripts["/dated"] = [Reply(503, headers={"Retry-After": later}), Reply(200)]
-    async with make_client(base_url=server.url, retry=FAST) as client:
-        response = await client.get("/dated")
-    assert response.status_code == 503
-    assert len(server.hits("/dated")) == 1
-
-
-# -- raise_for_vendor ------------------------------------------------------------------------------
-
-
-def vendor_response(status: int, body: object = None, headers: dict[str, str] | None = None) -> httpx.Response:
-    request = httpx.Request(
-        "POST",
-        "https://api.tavily.com/search?api_key=tvly-query-secret",
-        headers={"Authorization": "Bearer tvly-header-secret"},
-    )
-    if isinstance(body, str):
-        return httpx.Response(status, text=body, headers=headers, request=request)
-    return httpx.Response(status, json=body, headers=headers, request=request)
-
-
-def test_success_passes_through() -> None:
-    response = vendor_response(200, {"results": []})
-    assert raise_for_vendor(response, "Tavily", key_variable="TAVILY_API_KEY") is response
-
-
-@pytest.mark.parametrize("status", [401, 403])
-def test_rejected_credentials_name_the_variable_to_rotate(status: int) -> None:
-    with pytest.raises(AuthError) as err:
-        raise_for_vendor(vendor_response(status, {"error": "Invalid API key"}), "Tavily", key_variable="TAVILY_API_KEY")
-    text = err.value.agent_message()
-    assert f"Tavily rejected the credentials (HTTP {status} on POST /search): Invalid API key" in text
-    assert "rotate TAVILY_API_KEY" in text
-    assert "secret" not in text
-
-
-def test_not_found_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="Lambda Cloud has no such resource"):
-        raise_for_vendor(
-            vendor_response(404, {"error": {"message": "instance not found"}}),
-            "Lambda Cloud",
-            key_variable="LAMBDA_API_KEY",
-        )
-
-
-def test_rate_limit_says_when_to_retry() -> None:
-    response = vendor_response(429, {"message": "slow down"}, headers={"Retry-After": "7"})
-    with pytest.raises(BackendError, match=r"rate limited the request .*retry after 7 s: slow down"):
-        raise_for_vendor(response, "Tavily", key_variable="TAVILY_API_KEY")
-
-
-def test_server_errors_are_vendor_outages_with_a_short_body_excerpt() -> None:
-    response = vendor_response(503, "<html>" + "upstream unavailable " * 100 + "</html>")
-    with pytest.raises(BackendError) as err:
-        raise_for_vendor(response, "Pinecone", key_variable="PINECONE_API_KEY")
-    assert not isinstance(err.value, AuthError)
-    assert "vendor outage" in err.value.message
-    assert "upstream unavailable" in err.value.message
-    assert len(err.value.message) < 400
-    assert "header-secret" not in err.value.agent_message()
-    assert "query-secret" not in err.value.agent_message()
-
-
-def test_validation_errors_are_input_errors() -> None:
-    with pytest.raises(InputError, match=r"refused the request as invalid.*max_results must be"):
-        raise_for_vendor(
-            vendor_response(422, {"detail": "max_results must be <= 20"}),
-            "Tavily",
-            key_variable="TAVILY_API_KEY",
-        )
-
-
-# -- 401/403 → re-open ESC once --------------------------------------------------------------------
-
-
-def esc_settings(tmp_path: Path, keys: list[str]) -> tuple[Settings, list[int]]:
-    """Settings whose ESC environment hands out `keys` in turn, one per opening."""
-    openings: list[int] = []
-
-    def opener(ref: str, token: str, backend_url: str | None) -> SourceValues:
-        openings.append(1)
-        key = keys[min(len(openings), len(keys)) - 1]
-        return SourceValues(f"esc:{ref}", {"TAVILY_API_KEY": key}, secrets=frozenset({"TAVILY_API_KEY"}))
-
-    environ = {
-        "SOPHIA_ESC_ENV": "acme/sophia/dev",
-        "PULUMI_ACCESS_TOKEN": "pul-test-token",
-        "SOPHIA_ESC_FILE": str(tmp_path / "absent.yaml"),
-        "SOPHIA_DOTENV": str(tmp_path / "absent.env"),
-    }
-    return Settings(environ, cwd=tmp_path, esc_opener=opener), openings
-
-
-@pytest.mark.anyio
-async def test_auth_refresh_uses_rotated_key(server: ScriptedServer, tmp_path: Path) -> None:
-    settings, openings = esc_settings(tmp_path, ["tvly-old-key", "tvly-new-key"])
-    server.auth_replies["Bearer tvly-new-key"] = Reply(200, b'{"results": []}')
-
-    def auth() -> dict[str, str]:
-        return {"Authorization": f"Bearer {settings.require('TAVILY_API_KEY', 'web search')}"}
-
-    async with make_client(base_url=server.url, auth_header_provider=auth, retry=FAST) as client:
-        response = await send_with_auth_refresh(settings, lambda: client.get("/secure"))
-    assert response.status_code == 200
-    assert [hit.headers["Authorization"] for hit in server.hits("/secure")] == [
-        "Bearer tvly-old-key",
-        "Bearer tvly-new-key",
-    ]
-    assert len(openings) == 2
-
-
-@pytest.mark.anyio
-async def test_auth_refresh_retries_only_once(server: ScriptedServer, tmp_path: Path) -> None:
-    settings, openings = esc_settings(tmp_path, ["tvly-bad-1", "tvly-bad-2", "tvly-bad-3"])
-    calls = 0
-
-    async def send() -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        key = settings.require("TAVILY_API_KEY", "web search")
-        return await client.get("/secure", headers={"Authorization": f"Bearer {key}"})
-
-    async with make_client(base_url=server.url, retry=FAST) as client:
-        response = await send_with_auth_refresh(settings, send)
-    assert response.status_code == 401
-    assert calls == 2
-    assert len(openings) == 2
-    with pytest.raises(AuthError) as err:
-        raise_for_vendor(response, "Tavily", key_variable="TAVILY_API_KEY")
-    assert "rotate TAVILY_API_KEY" in err.value.agent_message()
-
-
-@pytest.mark.anyio
-async def test_no_retry_when_esc_is_not_in_use(server: ScriptedServer, tmp_path: Path) -> None:
-    settings = Settings({"TAVILY_API_KEY": "tvly-env-key", "SOPHIA_ESC_FILE": str(tmp_path / "x.yaml")}, cwd=tmp_path)
-    calls = 0
-
-    async def send() -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return await client.get("/secure", headers={"Authorization": "Bearer tvly-env-key"})
-
-    async with make_client(base_url=server.url, retry=FAST) as client:
-        response = await send_with_auth_refresh(settings, send)
-    assert response.status_code == 401
-    assert calls == 1

@@ -71,3 +71,15 @@ async def test_the_text_shows_long_values_whole_and_lists_as_json(server_setting
     assert transcript.replace("\n", "\\n").replace("|", "\\|") in text  # nothing cut from the text
     assert '["a", null]' in text
     assert "a\\|b" in text and "x\\|y" in text
+
+
+async def test_a_page_served_by_a_new_server_says_it_came_from_a_rerun(server_settings: Settings) -> None:
+    args = {"sql": "SELECT DEAL_ID FROM CRM.DEALS ORDER BY 1", "max_rows": 3}
+    async with Client(build_server(SPEC, server_settings)) as client:
+        first = (await client.call_tool("warehouse_query", args)).structured_content
+        held = (await client.call_tool("warehouse_query", {**args, "cursor": first["next_cursor"]})).structured_content
+    async with Client(build_server(SPEC, server_settings)) as fresh:  # as every `sophia call` is
+        again = await fresh.call_tool("warehouse_query", {**args, "cursor": first["next_cursor"]})
+    assert held["rows"] == [[4], [5], [6]] and held["rerun"] is False
+    assert again.structured_content["rows"] == [[4], [5], [6]] and again.structured_content["rerun"] is True
+    assert "running the query again" in again.content[0].text

@@ -310,6 +310,7 @@ class DuckDBWarehouse:
         sql = require_checked(statement, dialect=self.dialect, write=False).sql
         fingerprint = hashlib.sha256(repr((sql, list(params))).encode()).hexdigest()
         entry = self._take_result(handle, fingerprint, offset)
+        rerun = entry is None and offset > 0  # the held result is gone: this page re-runs the query
         cur = self._cursor() if entry is None else entry.cursor
         try:
             # A kept-open result gets a fresh budget for this page's fetch.
@@ -330,7 +331,7 @@ class DuckDBWarehouse:
         else:
             entry.close()
             handle = ""
-        return RowPage(columns=entry.columns, rows=rows[:max_rows], has_more=has_more, handle=handle)
+        return RowPage(columns=entry.columns, rows=rows[:max_rows], has_more=has_more, handle=handle, rerun=rerun)
 
     def _take_result(self, handle: str, fingerprint: str, offset: int) -> _OpenResult | None:
         if not handle:

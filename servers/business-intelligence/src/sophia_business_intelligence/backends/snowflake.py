@@ -276,7 +276,7 @@ class SnowflakeWarehouse:
                 raise CancelledByClient("The query was cancelled.")
             if query_id:
                 self._remember(query_id, fingerprint)
-            return RowPage(columns=columns, rows=rows, has_more=has_more, handle=query_id)
+            return RowPage(columns=columns, rows=rows, has_more=has_more, handle=query_id, rerun=offset > 0)
 
         return self._run(work)
 
