@@ -17,11 +17,11 @@ import jsonschema
 import pytest
 import yaml
 
-from sophia_shared import esc
+from sophia_shared import esc_remote
 from sophia_shared.errors import ConfigError
-from sophia_shared.esc import open_environment, open_esc_environment, parse_ref, read_esc_file
+from sophia_shared.esc_file import read_esc_file
+from sophia_shared.esc_remote import open_environment, open_esc_environment, parse_ref
 from tests.fakes.esc_server import (
-    SWAGGER,
     UNKNOWN,
     VALID_TOKEN,
     FakeEscServer,
@@ -32,8 +32,11 @@ from tests.fakes.esc_server import (
     run_fake_esc,
     write_fake_esc_cli,
 )
+from tests.fakes.specs import spec_path
 
 REF = "acme/sophia/dev"
+# The groups whose keys map to settings; Settings passes the groups of its declared settings.
+GROUPS = ("ai_intelligence", "business_intelligence", "data_intelligence", "infrastructure")
 FIXTURES = eval_fixtures()
 
 DEV_VALUES: dict[str, Any] = {
@@ -93,7 +96,7 @@ def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _swagger_validator(schema_name: str) -> jsonschema.protocols.Validator:
-    swagger = yaml.safe_load(SWAGGER.read_text(encoding="utf-8"))
+    swagger = yaml.safe_load(spec_path("pulumi-esc", "swagger.yaml").read_text(encoding="utf-8"))
     schema = {"allOf": [{"$ref": f"#/components/schemas/{schema_name}"}], "components": swagger["components"]}
     return jsonschema.Draft4Validator(schema)
 
@@ -146,7 +149,7 @@ def test_fake_session_is_a_snapshot_taken_at_open(fake: FakeEscServer) -> None:
 
 
 def test_open_maps_groups_and_environment_variables(fake: FakeEscServer) -> None:
-    source = open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url)
+    source = open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url, groups=GROUPS)
 
     assert source.label == f"esc:{REF}"
     assert source.values == {
@@ -163,7 +166,7 @@ def test_open_maps_groups_and_environment_variables(fake: FakeEscServer) -> None
 
 def test_open_sends_the_token_and_asks_for_a_two_hour_session(fake: FakeEscServer) -> None:
     before = time.time()
-    source = open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url)
+    source = open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url, groups=GROUPS)
 
     opens = [r for r in fake.requests if r.method == "POST"]
     assert [r.query["duration"] for r in opens] == [["2h"]]
@@ -175,7 +178,7 @@ def test_open_sends_the_token_and_asks_for_a_two_hour_session(fake: FakeEscServe
 def test_legacy_org_env_ref_opens_project_default(fake: FakeEscServer) -> None:
     fake.put_environment("acme/default/dev", {"environmentVariables": {"FROM_DEFAULT": "yes"}})
 
-    source = open_esc_environment("acme/dev", token=VALID_TOKEN, backend_url=fake.url)
+    source = open_esc_environment("acme/dev", token=VALID_TOKEN, backend_url=fake.url, groups=GROUPS)
 
     assert source.values == {"FROM_DEFAULT": "yes"}
     assert source.label == "esc:acme/dev"
@@ -191,14 +194,14 @@ def test_malformed_ref_is_a_config_error(ref: str) -> None:
 
 def test_backend_url_path_prefix_is_kept(fake: FakeEscServer) -> None:
     # The SDK alone would drop "/pulumi" and call <host>/api/esc.
-    open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url + "/pulumi/")
+    open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url + "/pulumi/", groups=GROUPS)
 
     assert fake.requests[0].path == f"/pulumi/api/esc/environments/{REF}/open"
 
 
 def test_self_managed_backend_has_no_esc() -> None:
     with pytest.raises(ConfigError, match="PULUMI_BACKEND_URL") as caught:
-        open_esc_environment(REF, token=VALID_TOKEN, backend_url="file://~")
+        open_esc_environment(REF, token=VALID_TOKEN, backend_url="file://~", groups=GROUPS)
     assert "SOPHIA_ESC_FILE" in caught.value.hint
 
 
@@ -209,7 +212,7 @@ def test_rejected_token_says_to_set_pulumi_access_token(fake: FakeEscServer, for
         fake.forbidden_tokens.add(token)
 
     with pytest.raises(ConfigError, match="rejected the access token") as caught:
-        open_esc_environment(REF, token=token, backend_url=fake.url)
+        open_esc_environment(REF, token=token, backend_url=fake.url, groups=GROUPS)
 
     assert "PULUMI_ACCESS_TOKEN" in caught.value.hint
     assert ("HTTP 403" if forbidden else "HTTP 401") in caught.value.message
@@ -218,14 +221,14 @@ def test_rejected_token_says_to_set_pulumi_access_token(fake: FakeEscServer, for
 
 def test_unknown_environment_is_not_found(fake: FakeEscServer) -> None:
     with pytest.raises(ConfigError, match="acme/sophia/prod was not found") as caught:
-        open_esc_environment("acme/sophia/prod", token=VALID_TOKEN, backend_url=fake.url)
+        open_esc_environment("acme/sophia/prod", token=VALID_TOKEN, backend_url=fake.url, groups=GROUPS)
     assert VALID_TOKEN not in all_text(caught.value)
 
 
 def test_unreachable_backend_fails_fast_without_the_token() -> None:
     started = time.monotonic()
     with pytest.raises(ConfigError, match="unreachable") as caught:
-        open_esc_environment(REF, token=VALID_TOKEN, backend_url=closed_port_url())
+        open_esc_environment(REF, token=VALID_TOKEN, backend_url=closed_port_url(), groups=GROUPS)
 
     assert time.monotonic() - started < 5
     assert "Connection refused" in caught.value.message
@@ -233,19 +236,19 @@ def test_unreachable_backend_fails_fast_without_the_token() -> None:
 
 
 def test_slow_backend_times_out(fake: FakeEscServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(esc, "TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(esc_remote, "TIMEOUT_SECONDS", 0.5)
     fake.delay_seconds = 5
 
     started = time.monotonic()
     with pytest.raises(ConfigError, match=r"unreachable.*no answer within 0\.5 s"):
-        open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url)
+        open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url, groups=GROUPS)
     assert time.monotonic() - started < 3
 
 
 def test_server_error_without_cli_is_unreachable(fake: FakeEscServer) -> None:
     fake.fail_status = 500
     with pytest.raises(ConfigError, match=r"unreachable.*HTTP 500"):
-        open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url)
+        open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url, groups=GROUPS)
 
 
 # -- Pulumi's own evaluation fixtures -------------------------------------------------------------
@@ -272,7 +275,7 @@ def test_pulumi_fixture_reads_as_esc_open_prints_it(fake: FakeEscServer, name: s
 def test_pulumi_fixture_secrets_reach_settings(fake: FakeEscServer) -> None:
     fake.put_raw_environment("fixtures/eval/nested", FIXTURES["nested-unknowns-secrets"]["eval"])
 
-    source = open_esc_environment("fixtures/eval/nested", token=VALID_TOKEN, backend_url=fake.url)
+    source = open_esc_environment("fixtures/eval/nested", token=VALID_TOKEN, backend_url=fake.url, groups=GROUPS)
 
     assert source.values == {"CLOUDFLARE_API_TOKEN": "apiTokenSecret"}
     assert source.secrets == {"CLOUDFLARE_API_TOKEN"}
@@ -293,7 +296,7 @@ def test_cli_fallback_when_esc_is_unreachable(bin_dir: Path) -> None:
     backend = closed_port_url()
     before = time.time()
 
-    source = open_esc_environment(REF, token=VALID_TOKEN, backend_url=backend)
+    source = open_esc_environment(REF, token=VALID_TOKEN, backend_url=backend, groups=GROUPS)
 
     assert source.label == f"esc:{REF}"
     assert source.values == {
@@ -301,7 +304,7 @@ def test_cli_fallback_when_esc_is_unreachable(bin_dir: Path) -> None:
         "SNOWFLAKE_PASSWORD": "cli-pw-789",
         "PINECONE_API_KEY": "pc-cli-000",
     }
-    # No secret flags from the CLI: the catalogue decides by name.
+    # No secret flags from the CLI: the name decides.
     assert source.secrets == {"SNOWFLAKE_PASSWORD", "PINECONE_API_KEY"}
     assert before + 2 * 3600 - 600 < source.expires_at < before + 2 * 3600
     assert cli_calls(log) == [
@@ -315,7 +318,7 @@ def test_cli_fallback_when_sdk_is_not_importable(
     log = write_fake_esc_cli(bin_dir, stdout=CLI_OUTPUT)
     monkeypatch.setitem(sys.modules, "pulumi_esc_sdk", None)  # makes `import pulumi_esc_sdk` fail
 
-    source = open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url)
+    source = open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url, groups=GROUPS)
 
     assert source.values["SNOWFLAKE_ACCOUNT"] == "cli-account"
     assert len(cli_calls(log)) == 1
@@ -326,7 +329,7 @@ def test_cli_is_not_tried_when_esc_rejects_the_token(fake: FakeEscServer, bin_di
     log = write_fake_esc_cli(bin_dir, stdout=CLI_OUTPUT)
 
     with pytest.raises(ConfigError, match="rejected the access token"):
-        open_esc_environment(REF, token="pul-wrong-token-1111", backend_url=fake.url)
+        open_esc_environment(REF, token="pul-wrong-token-1111", backend_url=fake.url, groups=GROUPS)
     assert cli_calls(log) == []
 
 
@@ -342,24 +345,24 @@ def test_cli_failure_is_explained_without_the_token(bin_dir: Path, stderr: str, 
     write_fake_esc_cli(bin_dir, stderr=stderr.format(token=VALID_TOKEN), exit_code=1)
 
     with pytest.raises(ConfigError, match=expected) as caught:
-        open_esc_environment(REF, token=VALID_TOKEN, backend_url=closed_port_url())
+        open_esc_environment(REF, token=VALID_TOKEN, backend_url=closed_port_url(), groups=GROUPS)
     assert VALID_TOKEN not in all_text(caught.value)
 
 
 def test_cli_that_hangs_is_stopped(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(esc, "TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(esc_remote, "TIMEOUT_SECONDS", 0.5)
     write_fake_esc_cli(bin_dir, stdout=CLI_OUTPUT, sleep_seconds=5)
 
     started = time.monotonic()
     with pytest.raises(ConfigError, match=r"`esc open` gave no answer within 0\.5 s"):
-        open_esc_environment(REF, token=VALID_TOKEN, backend_url=closed_port_url())
+        open_esc_environment(REF, token=VALID_TOKEN, backend_url=closed_port_url(), groups=GROUPS)
     assert time.monotonic() - started < 3
 
 
 def test_cli_output_that_is_not_json_is_an_error(bin_dir: Path) -> None:
     write_fake_esc_cli(bin_dir, stdout="FOO=bar\n")
     with pytest.raises(ConfigError, match="did not print a JSON object"):
-        open_esc_environment(REF, token=VALID_TOKEN, backend_url=closed_port_url())
+        open_esc_environment(REF, token=VALID_TOKEN, backend_url=closed_port_url(), groups=GROUPS)
 
 
 # -- local ESC-format file ------------------------------------------------------------------------
@@ -390,7 +393,7 @@ def test_file_reads_literals_and_secret_literals(tmp_path: Path) -> None:
     path = tmp_path / "esc.yaml"
     path.write_text(ESC_FILE, encoding="utf-8")
 
-    source = read_esc_file(path)
+    source = read_esc_file(path, groups=GROUPS)
 
     assert source.label == "file"
     assert source.values == {
@@ -410,8 +413,8 @@ def test_file_ciphertext_and_functions_are_skipped_with_a_warning(
     path = tmp_path / "esc.yaml"
     path.write_text(ESC_FILE, encoding="utf-8")
 
-    with caplog.at_level(logging.WARNING, logger="sophia_shared.esc"):
-        source = read_esc_file(path)
+    with caplog.at_level(logging.WARNING, logger="sophia_shared.esc_file"):
+        source = read_esc_file(path, groups=GROUPS)
 
     assert "DOCKER_TOKEN" not in source.values and "LAMBDA_API_KEY" not in source.values
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -427,7 +430,7 @@ def test_malformed_file_names_file_and_line_but_not_its_text(tmp_path: Path) -> 
     path.write_text("values:\n  environmentVariables:\n    A: ok\n   B: [pw-in-broken-line\n", encoding="utf-8")
 
     with pytest.raises(ConfigError) as caught:
-        read_esc_file(path)
+        read_esc_file(path, groups=GROUPS)
 
     assert f"{path}, line 4" in caught.value.message
     assert "pw-in-broken-line" not in all_text(caught.value)
@@ -440,7 +443,7 @@ def test_malformed_file_names_file_and_line_but_not_its_text(tmp_path: Path) -> 
 def test_file_without_values_is_empty(tmp_path: Path, text: str, expected: dict[str, str]) -> None:
     path = tmp_path / "esc.yaml"
     path.write_text(text, encoding="utf-8")
-    assert dict(read_esc_file(path).values) == expected
+    assert dict(read_esc_file(path, groups=GROUPS).values) == expected
 
 
 @pytest.mark.parametrize("text", ["- just\n- a list\n", "values: [1, 2]\n"])
@@ -448,4 +451,27 @@ def test_file_with_the_wrong_shape_is_a_config_error(tmp_path: Path, text: str) 
     path = tmp_path / "esc.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match="must be a mapping"):
-        read_esc_file(path)
+        read_esc_file(path, groups=GROUPS)
+
+
+# -- which groups map to settings ------------------------------------------------------------------
+
+
+def test_open_maps_only_the_groups_it_is_given(fake: FakeEscServer) -> None:
+    source = open_esc_environment(REF, token=VALID_TOKEN, backend_url=fake.url, groups=["ai_intelligence"])
+
+    assert source.values == {
+        "SNOWFLAKE_ACCOUNT": "from-environment-variables",
+        "DATABASE_URL": "postgres://u:p@db/x",
+        "OPENROUTER_API_KEY": "sk-or-esc-456",
+        "ARIZE_ENABLED": "true",
+    }
+
+
+def test_file_maps_only_the_groups_it_is_given(tmp_path: Path) -> None:
+    path = tmp_path / "esc.yaml"
+    path.write_text(ESC_FILE, encoding="utf-8")
+
+    source = read_esc_file(path, groups=())
+
+    assert source.values == {"SNOWFLAKE_ACCOUNT": "file-account", "SNOWFLAKE_WAREHOUSE": "wh-is-secret"}

@@ -13,9 +13,9 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from sophia_business_intelligence.backends.base import CancelToken
-from sophia_business_intelligence.sql_guard import check_read_only
 from sophia_business_intelligence.backends.duckdb import DuckDBWarehouse
 from sophia_business_intelligence.server import SPEC
+from sophia_business_intelligence.sql_guard import check_read_only
 from sophia_shared.errors import CancelledByClient
 from sophia_shared.server import build_server
 from sophia_shared.settings import Settings

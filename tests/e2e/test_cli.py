@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sophia_business_intelligence.demo_data import load_demo_dataset
+from sophia_shared.redaction import DISPLAY_MASK
 
 pytestmark = pytest.mark.slow
 SECRET = "pat-9d8c7b6a5f4e3d2c1b0a"
@@ -86,9 +87,9 @@ def test_doctor_shows_sources_and_masks_secrets(tmp_path: Path) -> None:
     done = sophia("doctor", "--timeout", "20", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ") and line.split()}
-    assert "dotenv" in lines["TAVILY_API_KEY"] and "chars" in lines["TAVILY_API_KEY"]
+    assert "dotenv" in lines["TAVILY_API_KEY"] and DISPLAY_MASK in lines["TAVILY_API_KEY"]
     assert "SOPHIA_LOG_LEVEL" in lines and " env " in lines["SOPHIA_LOG_LEVEL"]
-    assert "business-intelligence warehouse" in done.stdout and " ok " in done.stdout
+    assert "business-intelligence " in done.stdout and " ok " in done.stdout
     assert SECRET not in done.stdout + done.stderr
 
 

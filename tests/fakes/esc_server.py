@@ -1,4 +1,4 @@
-"""A Pulumi ESC API on 127.0.0.1, built from ../shared/specs/pulumi-esc/swagger.yaml.
+"""A Pulumi ESC API on 127.0.0.1, built from specs/pulumi-esc/swagger.yaml.
 
 The real `pulumi-esc-sdk` talks to it over HTTP. It implements what opening and reading an
 environment needs: `POST /api/esc/environments/{org}/{project}/{env}/open?duration=…` (returns an
@@ -28,9 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "pulumi-esc"
-SWAGGER = SPECS / "swagger.yaml"
-EVAL_FIXTURES = SPECS / "esc-eval-fixtures"
+from tests.fakes.specs import spec_path
 
 VALID_TOKEN = "pul-fake-0123456789abcdef"
 # Any prefix before /api/esc is accepted, so a self-hosted backend URL with a path can be tested.
@@ -86,7 +84,7 @@ def environment_from_values(values: Mapping[str, Any]) -> dict[str, Any]:
 def eval_fixtures() -> dict[str, dict[str, Any]]:
     """Pulumi's eval fixtures (`expected.json` by case name) that have an `eval` object."""
     cases: dict[str, dict[str, Any]] = {}
-    for expected in sorted(EVAL_FIXTURES.glob("*/expected.json")):
+    for expected in sorted(spec_path("pulumi-esc", "esc-eval-fixtures").glob("*/expected.json")):
         data = json.loads(expected.read_text(encoding="utf-8"))
         if data.get("eval") is not None:
             cases[expected.parent.name] = data

@@ -15,7 +15,10 @@ import pytest
 
 from sophia_shared.errors import AuthError, BackendError, ConfigError
 from sophia_shared.redaction import MASK, redact
-from sophia_shared.settings import Settings, SourceValues, call_with_auth_refresh, parse_dotenv
+from sophia_shared.registry import all_setting_specs
+from sophia_shared.setting_specs import SettingSpec
+from sophia_shared.settings import Settings, call_with_auth_refresh
+from sophia_shared.sources import SourceValues, read_dotenv
 from tests.fakes.esc_server import VALID_TOKEN, FakeEscServer, Secret, run_fake_esc
 
 REF = "acme/sophia/dev"
@@ -47,13 +50,20 @@ def make_settings(
     esc: StubEsc | None = None,
     esc_file: str | None = None,
     dotenv: str | None = None,
+    specs: tuple[SettingSpec, ...] | None = None,
 ) -> Settings:
     if esc_file is not None:
         (tmp_path / "esc.yaml").write_text(esc_file, encoding="utf-8")
     if dotenv is not None:
         (tmp_path / ".env").write_text(dotenv, encoding="utf-8")
     env = {"SOPHIA_ESC_FILE": str(tmp_path / "esc.yaml"), "SOPHIA_DOTENV": str(tmp_path / ".env")}
-    return Settings({**env, **(environ or {})}, cwd=tmp_path, esc_opener=esc)
+    # Every registered server's settings by default, as `sophia doctor` sees them.
+    declared = all_setting_specs() if specs is None else specs
+    return Settings({**env, **(environ or {})}, cwd=tmp_path, esc_opener=esc, specs=declared)
+
+
+def dotenv_pairs(path: Path) -> dict[str, str]:
+    return dict(read_dotenv(path).values)
 
 
 def source_of(settings: Settings, name: str) -> tuple[str, str] | None:
@@ -244,42 +254,82 @@ def test_flag_local_reads_the_usual_truthy_words(tmp_path: Path, dotenv: str, ex
         ('A=""', ""),
         ("A=ünïcödé-välüé", "ünïcödé-välüé"),
         ("A=x=y=z", "x=y=z"),
-        ('A="unterminated', '"unterminated'),
+        ("A=pa$word${HOME}", "pa$word${HOME}"),
+        ('A="pa$word${HOME}"', "pa$word${HOME}"),
     ],
 )
 def test_dotenv_values_are_read_as_written(tmp_path: Path, line: str, expected: str) -> None:
     path = tmp_path / "values.env"
     path.write_text(line + "\n", encoding="utf-8")
-    assert parse_dotenv(path) == {"A": expected}
+    assert dotenv_pairs(path) == {"A": expected}
 
 
 def test_dotenv_skips_comments_blank_lines_and_lines_without_equals(tmp_path: Path) -> None:
     path = tmp_path / "values.env"
-    path.write_text("# a comment\n\n   \nNOT A SETTING\nexport\n=orphan\nB=2\n  # indented comment\n", "utf-8")
-    assert parse_dotenv(path) == {"B": "2"}
+    path.write_text("# a comment\n\n   \nNOT A SETTING\nexport\nBARE\n=orphan\nB=2\n  # indented comment\n", "utf-8")
+    assert dotenv_pairs(path) == {"B": "2"}
 
 
-def test_dotenv_line_with_text_after_the_closing_quote_is_skipped_without_its_value(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("line", ['A="sk-half-quoted"tail', 'A="sk-half-quoted', "A='sk-half-quoted"])
+def test_dotenv_line_that_cannot_be_parsed_is_skipped_naming_its_line_not_its_value(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, line: str
 ) -> None:
     path = tmp_path / "values.env"
-    path.write_text('A="sk-half-quoted"tail\nB=2\n', encoding="utf-8")
+    path.write_text(f"B=2\n{line}\n", encoding="utf-8")
     with caplog.at_level(logging.WARNING):
-        assert parse_dotenv(path) == {"B": "2"}
-    assert any("line 1" in r.getMessage() for r in caplog.records)
+        assert dotenv_pairs(path) == {"B": "2"}
+    assert any("line 2" in r.getMessage() for r in caplog.records)
     assert not any("sk-half-quoted" in r.getMessage() for r in caplog.records)
+
+
+def test_dotenv_double_quoted_value_may_span_lines(tmp_path: Path) -> None:
+    path = tmp_path / "values.env"
+    path.write_text('KEY="-----BEGIN KEY-----\nabc\n-----END KEY-----"\nB=2\n', encoding="utf-8")
+    assert dotenv_pairs(path) == {"KEY": "-----BEGIN KEY-----\nabc\n-----END KEY-----", "B": "2"}
+
+
+def test_dotenv_byte_order_mark_is_not_part_of_the_first_key(tmp_path: Path) -> None:
+    path = tmp_path / "values.env"
+    path.write_bytes("A=1\nB=2\n".encode("utf-8-sig"))
+    assert dotenv_pairs(path) == {"A": "1", "B": "2"}
+
+
+def test_missing_or_undecodable_dotenv_offers_nothing(tmp_path: Path) -> None:
+    assert dotenv_pairs(tmp_path / "absent.env") == {}
+    undecodable = tmp_path / "latin1.env"
+    undecodable.write_bytes(b"A=caf\xe9\n")
+    assert dotenv_pairs(undecodable) == {}
 
 
 def test_dotenv_with_crlf_line_endings(tmp_path: Path) -> None:
     path = tmp_path / "values.env"
     path.write_bytes(b"A=\"abc\" # c\r\nB=plain\r\nC=\r\nexport D='d'\r\n")
-    assert parse_dotenv(path) == {"A": "abc", "B": "plain", "C": "", "D": "d"}
+    assert dotenv_pairs(path) == {"A": "abc", "B": "plain", "C": "", "D": "d"}
 
 
 def test_quoted_dotenv_secret_is_resolved_and_redacted_without_quotes(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, dotenv='PINECONE_API_KEY="pc-quoted-key-123" # prod key\n')
     assert settings.get("PINECONE_API_KEY") == "pc-quoted-key-123"
     assert redact("key pc-quoted-key-123") == f"key {MASK}"
+
+
+# -- where the .env file is ----------------------------------------------------------------------
+
+
+def test_dotenv_path_defaults_to_dot_env_in_the_working_directory(tmp_path: Path) -> None:
+    settings = Settings({}, cwd=tmp_path)
+    assert settings.dotenv_path == (tmp_path / ".env").resolve()
+    assert not settings.dotenv_path.exists()
+
+
+def test_dotenv_path_follows_sophia_dotenv_relative_to_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "team.env").write_text("SNOWFLAKE_USER=from-team-env\n", encoding="utf-8")
+    settings = Settings({"SOPHIA_DOTENV": "conf/team.env"}, cwd=tmp_path)
+
+    assert settings.dotenv_path == (tmp_path / "conf" / "team.env").resolve()
+    assert settings.dotenv_path.is_file()
+    assert source_of(settings, "SNOWFLAKE_USER") == ("from-team-env", "dotenv")
 
 
 # -- failures of ESC and the file -----------------------------------------------------------------
@@ -324,6 +374,39 @@ def test_broken_esc_file_is_reported_and_skipped(tmp_path: Path, caplog: pytest.
         assert source_of(settings, "SNOWFLAKE_USER") == ("dotenv-user", "dotenv")
 
     assert any("not valid YAML" in r.getMessage() and "line" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("token", [None, ""], ids=["missing", "empty"])
+def test_esc_configured_without_a_token_is_reported_like_an_outage(tmp_path: Path, token: str | None) -> None:
+    esc = StubEsc({"SNOWFLAKE_USER": "esc-user"})
+    environ = {"SOPHIA_ESC_ENV": REF} if token is None else {"SOPHIA_ESC_ENV": REF, "PULUMI_ACCESS_TOKEN": token}
+    settings = make_settings(tmp_path, environ, esc=esc, esc_file=FILE_YAML, dotenv=DOTENV)
+
+    assert source_of(settings, "SNOWFLAKE_USER") == ("file-user", "file")
+    assert settings.esc_error is not None
+    assert f"PULUMI_ACCESS_TOKEN is not set, so Pulumi ESC environment {REF}" in settings.esc_error
+    assert "unset SOPHIA_ESC_ENV" in settings.esc_error
+    assert settings.esc_problem() == settings.esc_error
+    assert settings.esc_value_count() == 0
+    assert settings.refresh_esc() is False
+    assert esc.calls == []
+
+
+def test_esc_problem_opens_esc_to_find_out(tmp_path: Path) -> None:
+    esc = StubEsc(error=ConfigError("Pulumi ESC unreachable at https://api.pulumi.com: timed out."))
+    settings = make_settings(tmp_path, ESC_ON, esc=esc)
+    assert settings.esc_error is None  # nothing was asked for yet
+
+    problem = settings.esc_problem()
+
+    assert problem is not None and "unreachable" in problem
+    assert len(esc.calls) == 1
+
+
+@pytest.mark.parametrize("environ", [{}, ESC_ON], ids=["not-configured", "opens"])
+def test_esc_problem_is_none_when_esc_is_unused_or_opens(tmp_path: Path, environ: dict[str, str]) -> None:
+    settings = make_settings(tmp_path, environ, esc=StubEsc({"SNOWFLAKE_USER": "esc-user"}))
+    assert settings.esc_problem() is None
 
 
 # -- cache and rotation ---------------------------------------------------------------------------
@@ -438,6 +521,92 @@ def test_call_with_auth_refresh_does_not_retry_other_failures(tmp_path: Path, es
     assert esc.calls == []
 
 
+# -- numbers -------------------------------------------------------------------------------------
+
+
+def test_get_int_and_get_float_apply_the_declared_default(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    assert settings.get_int("SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS", minimum=0) == 120
+    assert settings.get_float("SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS") == 120.0
+
+
+@pytest.mark.parametrize(("text", "expected"), [("8443", 8443), (" 0 ", 0), ("+7", 7), ("-3", -3)])
+def test_get_int_parses_whole_numbers(tmp_path: Path, text: str, expected: int) -> None:
+    settings = make_settings(tmp_path, {"SNOWFLAKE_PORT": text})
+    assert settings.get_int("SNOWFLAKE_PORT") == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [("2.5", 2.5), ("1e2", 100.0), (" 3 ", 3.0), ("0", 0.0)])
+def test_get_float_parses_finite_numbers(tmp_path: Path, text: str, expected: float) -> None:
+    settings = make_settings(tmp_path, {"SOPHIA_DUCKDB_STATEMENT_TIMEOUT_SECONDS": text})
+    assert settings.get_float("SOPHIA_DUCKDB_STATEMENT_TIMEOUT_SECONDS", minimum=0) == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "1.5", "12s", "1e3"])
+def test_get_int_rejects_other_text_naming_the_variable_its_file_and_the_form(tmp_path: Path, text: str) -> None:
+    settings = make_settings(tmp_path, dotenv=f"SNOWFLAKE_PORT={text}\n")
+
+    with pytest.raises(ConfigError) as caught:
+        settings.get_int("SNOWFLAKE_PORT", minimum=1)
+
+    message = caught.value.agent_message()
+    assert f"SNOWFLAKE_PORT is {text!r}" in message
+    assert f"the .env file {tmp_path / '.env'}" in message
+    assert "a whole number of at least 1" in message
+
+
+def test_get_int_of_an_unset_setting_without_default_says_so(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, {"SNOWFLAKE_PORT": ""})  # empty counts as unset
+    with pytest.raises(ConfigError, match="SNOWFLAKE_PORT is not set and has no default") as caught:
+        settings.get_int("SNOWFLAKE_PORT")
+    assert "a whole number" in caught.value.hint
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-1", "fast"])
+def test_get_float_rejects_non_finite_or_too_small_values(tmp_path: Path, text: str) -> None:
+    settings = make_settings(tmp_path, {"SOPHIA_DUCKDB_STATEMENT_TIMEOUT_SECONDS": text})
+    with pytest.raises(ConfigError, match=r"from the process environment\), which is not a number of at least 0"):
+        settings.get_float("SOPHIA_DUCKDB_STATEMENT_TIMEOUT_SECONDS", minimum=0)
+
+
+def test_get_int_below_minimum_names_the_esc_environment(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, ESC_ON, esc=StubEsc({"SNOWFLAKE_PORT": "0"}))
+    with pytest.raises(ConfigError) as caught:
+        settings.get_int("SNOWFLAKE_PORT", minimum=1)
+    assert f"(from Pulumi ESC environment {REF})" in caught.value.message
+    assert f"Set SNOWFLAKE_PORT to a whole number of at least 1 in Pulumi ESC environment {REF}" in caught.value.hint
+
+
+def test_bad_number_in_a_secret_setting_does_not_show_the_value(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, {"SNOWFLAKE_PASSWORD": "hunter2-but-long"})
+    with pytest.raises(ConfigError) as caught:
+        settings.get_int("SNOWFLAKE_PASSWORD")
+    assert "hunter2" not in caught.value.agent_message()
+    assert "SNOWFLAKE_PASSWORD is a hidden value" in caught.value.message
+
+
+# -- which ESC groups map to settings --------------------------------------------------------------
+
+
+BI_ONLY = tuple(s for s in all_setting_specs() if s.group == "business_intelligence")
+
+
+def test_esc_groups_are_the_groups_of_the_declared_settings(tmp_path: Path) -> None:
+    assert make_settings(tmp_path, specs=BI_ONLY).esc_groups == ("business_intelligence",)
+    assert make_settings(tmp_path, specs=()).esc_groups == ()
+    assert set(make_settings(tmp_path).esc_groups) >= {"business_intelligence", "data_intelligence"}
+
+
+def test_local_esc_file_maps_only_the_declared_groups(tmp_path: Path) -> None:
+    file = (
+        "values:\n  business_intelligence: {snowflake-user: file-user}\n  data_intelligence: {tavily-api-key: tv-1}\n"
+    )
+    settings = make_settings(tmp_path, esc_file=file, specs=BI_ONLY)
+
+    assert source_of(settings, "SNOWFLAKE_USER") == ("file-user", "file")
+    assert settings.resolve("TAVILY_API_KEY") is None
+
+
 # -- end to end through the SDK and the fake ESC server -------------------------------------------
 
 
@@ -513,3 +682,12 @@ def test_rejected_token_end_to_end_is_reported_without_the_token(tmp_path: Path,
     assert source_of(settings, "SNOWFLAKE_USER") == ("dotenv-user", "dotenv")
     assert settings.esc_error is not None and "PULUMI_ACCESS_TOKEN" in settings.esc_error
     assert TOKEN not in settings.esc_error
+
+
+def test_settings_map_only_their_declared_groups_through_the_sdk(tmp_path: Path, fake: FakeEscServer) -> None:
+    environ = {**ESC_ON, "PULUMI_ACCESS_TOKEN": VALID_TOKEN, "PULUMI_BACKEND_URL": fake.url}
+    settings = make_settings(tmp_path, environ, specs=BI_ONLY)
+
+    assert source_of(settings, "SNOWFLAKE_USER") == ("esc-user", f"esc:{REF}")
+    assert settings.resolve("TAVILY_API_KEY") is None  # data_intelligence is not this server's group
+    assert source_of(settings, "DATABASE_URL") == ("postgres://u:esc-db@db/x", f"esc:{REF}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -74,9 +75,8 @@ def run_doctor(*, timeout: float) -> int:
     for entry in all_servers():
         tools = len(entry.spec.tools)
         print(f"  {entry.mcp_name:<30} {tools} tool(s){'' if tools else ' (none yet)'}")
-        probe = entry.spec.probe
-        if probe is not None:
-            checks.append(_check(f"{entry.key}", lambda probe=probe: probe(settings), timeout))
+        if entry.spec.probe is not None:
+            checks.append(_check(entry.key, functools.partial(entry.spec.probe, settings), timeout))
 
     print("\nBackends:")
     for label, status, detail in checks:

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 MASK = "[REDACTED]"
+DISPLAY_MASK = "********"  # how `mask` shows any non-empty secret
 # Shorter values would mask ordinary words, so they are never masked; `too_short_to_redact` lets
 # `sophia doctor` warn about such a secret.
 MIN_SECRET_LENGTH = 4
@@ -96,12 +97,10 @@ def redact_obj(obj: Any) -> Any:
 
 
 def mask(value: str | None) -> str:
-    """A display form that proves a value is set without showing it: `sk-…(40 chars)`."""
-    if not value:
-        return ""
-    if len(value) <= 8:
-        return f"****({len(value)} chars)"
-    return f"{value[:2]}…({len(value)} chars)"
+    """A display form that proves a value is set without showing it: the same mask for every value."""
+    # No prefix and no length: for a password both narrow a guess, and doctor output gets pasted
+    # into tickets. `too_short_to_redact` covers the one length worth warning about.
+    return DISPLAY_MASK if value else ""
 
 
 class RedactingFilter(logging.Filter):

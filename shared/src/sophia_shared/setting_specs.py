@@ -37,7 +37,7 @@ _CORE = [
 
 CORE_SETTINGS: tuple[SettingSpec, ...] = tuple(_CORE)
 
-# Words that mark a variable as secret even when the catalogue does not know it.
+# Words that mark a variable as secret when no declared setting says otherwise.
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSPHRASE", "CREDENTIAL")
 
 

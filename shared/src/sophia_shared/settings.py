@@ -9,6 +9,7 @@ Every secret value that resolves is registered with the redactor.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -18,10 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .setting_specs import CORE_SETTINGS, SettingSpec, is_secret_name
 from .errors import ConfigError, missing_setting
+from .esc_file import read_esc_file
+from .esc_remote import open_esc_environment
 from .paths import config_dir
 from .redaction import mask, register_secret
+from .setting_specs import CORE_SETTINGS, SettingSpec, is_secret_name
+from .sources import EscOpener, SourceValues, read_dotenv
+
+# SourceValues and EscOpener live in `sources`; they are re-exported for code that injects an opener.
+__all__ = ["BOOTSTRAP", "EscOpener", "Resolved", "Settings", "SourceValues", "call_with_auth_refresh"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,76 +48,6 @@ class Resolved:
         return mask(self.value) if self.secret else self.value
 
 
-@dataclass(frozen=True)
-class SourceValues:
-    """Values one source offers, and which of them the source itself marks secret."""
-
-    label: str
-    values: Mapping[str, str]
-    secrets: frozenset[str] = frozenset()
-    expires_at: float = float("inf")  # time.time() after which the source must be re-read
-
-
-EscOpener = Callable[[str, str, str | None], SourceValues]
-
-
-def _default_esc_opener(ref: str, token: str, backend_url: str | None) -> SourceValues:
-    from .esc import open_esc_environment
-
-    return open_esc_environment(ref, token=token, backend_url=backend_url)
-
-
-_DOTENV_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"'}
-_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([^=\s]+)\s*=(.*)$")
-_TRAILING_COMMENT = re.compile(r"^\s*(?:#.*)?$")
-_UNQUOTED_COMMENT = re.compile(r"\s#")
-
-
-def parse_dotenv(path: Path) -> dict[str, str]:
-    """A small `.env` reader: KEY=VALUE, `export` prefix, single or double quotes, `#` comments."""
-    values: dict[str, str] = {}
-    # utf-8-sig: an editor's byte-order mark must not become part of the first key.
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        match = _DOTENV_LINE.match(stripped)
-        if match is None:
-            continue
-        value = _dotenv_value(match.group(2))
-        if value is None:
-            # The line number only: the value may be a secret.
-            log.warning("%s line %d: text after the closing quote; line skipped", path, number)
-            continue
-        values[match.group(1)] = value
-    return values
-
-
-def _dotenv_value(text: str) -> str | None:
-    """The value part of one line; None when a quoted value is followed by something other than a comment."""
-    rest = text.lstrip()
-    quote = rest[:1]
-    if quote == "'":
-        end = rest.find("'", 1)
-        if end != -1:
-            return rest[1:end] if _TRAILING_COMMENT.match(rest[end + 1 :]) else None
-    elif quote == '"':
-        chars: list[str] = []
-        index = 1
-        while index < len(rest):
-            char = rest[index]
-            if char == "\\" and rest[index + 1 : index + 2] in _DOTENV_ESCAPES:
-                chars.append(_DOTENV_ESCAPES[rest[index + 1]])
-                index += 2
-                continue
-            if char == '"':
-                return "".join(chars) if _TRAILING_COMMENT.match(rest[index + 1 :]) else None
-            chars.append(char)
-            index += 1
-    # Unquoted, or an unterminated quote kept as written: a comment starts at whitespace + `#`.
-    return _UNQUOTED_COMMENT.split(text, maxsplit=1)[0].strip()
-
-
 class Settings:
     """Resolves settings lazily from the four sources, caching ESC for its session's duration."""
 
@@ -127,7 +64,8 @@ class Settings:
         self._specs: dict[str, SettingSpec] = {s.name: s for s in (*CORE_SETTINGS, *specs)}
         self._environ = dict(os.environ if environ is None else environ)
         self._cwd = cwd or Path.cwd()
-        self._esc_opener = esc_opener or _default_esc_opener
+        self._esc_groups = tuple(sorted({s.group for s in self._specs.values() if s.group != "core"}))
+        self._esc_opener = esc_opener or self._open_esc
         self._lock = threading.RLock()
         self._dotenv: SourceValues | None = None
         self._file: SourceValues | None = None
@@ -144,7 +82,7 @@ class Settings:
     @property
     def esc_groups(self) -> tuple[str, ...]:
         """ESC groups whose keys map to settings: the groups of the declared settings."""
-        return tuple(sorted({s.group for s in self._specs.values() if s.group != "core"}))
+        return self._esc_groups
 
     def is_secret(self, name: str) -> bool:
         return is_secret_name(name, self._specs.get(name))
@@ -160,19 +98,17 @@ class Settings:
             return value
         return self._dotenv_source().values.get(name) or None
 
+    @property
+    def dotenv_path(self) -> Path:
+        """The `.env` file settings are read from (SOPHIA_DOTENV, else ./.env), absolute; it may not exist."""
+        explicit = self._environ.get("SOPHIA_DOTENV")
+        return (self._cwd / (Path(explicit).expanduser() if explicit else Path(".env"))).resolve()
+
     def _dotenv_source(self) -> SourceValues:
         if self._dotenv is None:
-            path = Path(self._environ.get("SOPHIA_DOTENV") or self._cwd / ".env").expanduser()
-            values: dict[str, str] = {}
-            if path.is_file():
-                try:
-                    values = parse_dotenv(path)
-                except (OSError, UnicodeDecodeError) as exc:
-                    log.warning("Could not read %s: %s", path, exc)
-            for key, value in values.items():
-                if self.is_secret(key):
-                    register_secret(value)
-            self._dotenv = SourceValues("dotenv", values)
+            source = read_dotenv(self.dotenv_path)
+            self._register_source(source)
+            self._dotenv = source
         return self._dotenv
 
     def esc_file_path(self) -> Path:
@@ -184,10 +120,8 @@ class Settings:
             path = self.esc_file_path()
             source = SourceValues("file", {})
             if path.is_file():
-                from .esc import read_esc_file
-
                 try:
-                    source = read_esc_file(path)
+                    source = read_esc_file(path, groups=self._esc_groups)
                 except ConfigError as exc:
                     log.warning("%s", exc.agent_message())
             self._register_source(source)
@@ -198,14 +132,22 @@ class Settings:
     def esc_ref(self) -> str | None:
         return self._bootstrap("SOPHIA_ESC_ENV")
 
+    def _open_esc(self, ref: str, token: str, backend_url: str | None) -> SourceValues:
+        return open_esc_environment(ref, token=token, backend_url=backend_url, groups=self._esc_groups)
+
     def _esc_source(self) -> SourceValues | None:
-        ref, token = self.esc_ref, self._bootstrap("PULUMI_ACCESS_TOKEN")
-        if not ref or not token:
+        """The ESC source when SOPHIA_ESC_ENV is set (empty, with `esc_error`, if it cannot be opened)."""
+        ref = self.esc_ref
+        if not ref:
             return None
         with self._lock:
             if self._esc is not None and time.time() < self._esc.expires_at:
                 return self._esc
+            token = self._bootstrap("PULUMI_ACCESS_TOKEN")
             try:
+                if not token:
+                    # Skipping ESC here would quietly answer from local settings meant to be overridden.
+                    raise _token_missing(ref)
                 source = self._esc_opener(ref, token, self._bootstrap("PULUMI_BACKEND_URL"))
             except ConfigError as exc:
                 # An unreachable ESC must not take the other sources down; doctor reports it.
@@ -272,6 +214,55 @@ class Settings:
         """A flag from the local sources only; see `get_local`."""
         return _truthy(self.get_local(name))
 
+    def get_int(self, name: str, *, minimum: int | None = None) -> int:
+        """`name` as a whole number (its declared default applies); ConfigError says where a bad value came from."""
+        accepted = _accepted("a whole number", minimum)
+        found = self._require_number(name, accepted)
+        text = found.value.strip()
+        if _WHOLE_NUMBER.fullmatch(text):
+            value = int(text)
+            if minimum is None or value >= minimum:
+                return value
+        raise self._bad_number(found, accepted)
+
+    def get_float(self, name: str, *, minimum: float | None = None) -> float:
+        """`name` as a finite number (its declared default applies); ConfigError says where a bad value came from."""
+        accepted = _accepted("a number", minimum)
+        found = self._require_number(name, accepted)
+        try:
+            value = float(found.value.strip())
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and (minimum is None or value >= minimum):
+            return value
+        raise self._bad_number(found, accepted)
+
+    def _require_number(self, name: str, accepted: str) -> Resolved:
+        found = self.resolve(name)
+        if found is None:
+            raise ConfigError(f"{name} is not set and has no default.", hint=f"Set {name} to {accepted}.")
+        return found
+
+    def _bad_number(self, found: Resolved, accepted: str) -> ConfigError:
+        where = self.describe_source(found.source)
+        shown = "a hidden value" if found.secret else repr(found.value)
+        return ConfigError(
+            f"{found.name} is {shown} (from {where}), which is not {accepted}.",
+            hint=f"Set {found.name} to {accepted} in {where}.",
+        )
+
+    def describe_source(self, source: str) -> str:
+        """A source label (`Resolved.source`) as a place a person can go and edit."""
+        if source == "env":
+            return "the process environment"
+        if source == "file":
+            return f"the local ESC file {self.esc_file_path()}"
+        if source == "dotenv":
+            return f"the .env file {self.dotenv_path}"
+        if source == "default":
+            return "its declared default"
+        return f"Pulumi ESC environment {source.removeprefix('esc:')}"
+
     def refresh_esc(self) -> bool:
         """Re-open the ESC environment (after a vendor 401/403); True only if ESC is in use and re-opened."""
         with self._lock:
@@ -281,6 +272,13 @@ class Settings:
 
     @property
     def esc_error(self) -> str | None:
+        """Why the last attempt to open ESC failed; None after a successful open or before any attempt."""
+        return self._esc_error
+
+    def esc_problem(self) -> str | None:
+        """Why the configured ESC environment cannot be used (opening it if need be); None if fine or not configured."""
+        if self._esc_source() is None:
+            return None
         return self._esc_error
 
     def esc_value_count(self) -> int:
@@ -289,9 +287,29 @@ class Settings:
         return len(source.values) if source is not None else 0
 
     def all_resolved(self) -> list[Resolved]:
-        """Every catalogued setting that has a value, for `sophia doctor`."""
+        """Every declared setting that has a value, for `sophia doctor`."""
         found = (self.resolve(name) for name in self._specs)
         return [r for r in found if r is not None]
+
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
+
+
+def _accepted(form: str, minimum: float | None) -> str:
+    if minimum is None:
+        return form
+    return f"{form} of at least {minimum:g}" if isinstance(minimum, float) else f"{form} of at least {minimum}"
+
+
+def _token_missing(ref: str) -> ConfigError:
+    return ConfigError(
+        f"PULUMI_ACCESS_TOKEN is not set, so Pulumi ESC environment {ref} (SOPHIA_ESC_ENV) cannot be opened.",
+        hint=(
+            "Set PULUMI_ACCESS_TOKEN (in the environment or .env) to a Pulumi access token that may open "
+            f"{ref}, or unset SOPHIA_ESC_ENV to use local settings only. An MCP client started from a "
+            "desktop launcher may not see your shell's exports."
+        ),
+    )
 
 
 def _truthy(value: str | None) -> bool:

@@ -44,13 +44,13 @@ def open_warehouse(settings: Settings, *, writable: bool) -> Warehouse:
 
     if snowflake_configured(settings):
         return SnowflakeWarehouse(settings)
-    if settings.esc_ref and settings.esc_error:
+    problem = settings.esc_problem()
+    if problem:
         # Snowflake settings may live in the ESC environment we could not open: answering from the
         # embedded warehouse instead would be answering from the wrong data.
         raise ConfigError(
-            f"Pulumi ESC environment {settings.esc_ref} could not be opened, so the warehouse settings are "
-            f"unknown: {settings.esc_error}",
-            hint="Fix the ESC problem above, or unset SOPHIA_ESC_ENV to use local settings only.",
+            f"The warehouse settings are unknown because Pulumi ESC environment {settings.esc_ref} could not be "
+            f"opened: {problem}"
         )
     from .backends.duckdb import DuckDBWarehouse
 
