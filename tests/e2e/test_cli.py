@@ -110,7 +110,7 @@ def test_doctor_reports_an_unreachable_snowflake_without_hanging(tmp_path: Path)
 
 @pytest.mark.parametrize("client", ["cursor", "claude"])
 def test_config_is_ready_to_paste_and_inlines_no_secret(client: str) -> None:
-    done = sophia("config", client, env={"PULUMI_ACCESS_TOKEN": SECRET, "SOPHIA_ESC_ENV": "acme/sophia/dev"})
+    done = sophia("config", client, "--all", env={"PULUMI_ACCESS_TOKEN": SECRET, "SOPHIA_ESC_ENV": "acme/sophia/dev"})
     assert done.returncode == 0, done.stderr
     config = json.loads(done.stdout)["mcpServers"]
     assert set(config) == {

@@ -333,3 +333,21 @@ def test_an_unopenable_esc_does_not_silently_fall_back_to_duckdb(tmp_path: Path)
     assert calls.is_set()
     assert "acme/sophia/prod" in caught.value.message
     assert "unset SOPHIA_ESC_ENV" in caught.value.agent_message()
+
+
+def test_esc_configured_without_a_token_refuses_instead_of_answering_from_duckdb(tmp_path: Path) -> None:
+    opened = threading.Event()
+
+    def opener(ref: str, token: str, url: str | None) -> SourceValues:
+        opened.set()
+        return SourceValues(f"esc:{ref}", {})
+
+    for token in ("", None):
+        environ = {"SOPHIA_ESC_ENV": "acme/sophia/prod", "SOPHIA_DUCKDB_PATH": str(tmp_path / "wh.duckdb")}
+        if token is not None:
+            environ["PULUMI_ACCESS_TOKEN"] = token
+        with pytest.raises(ConfigError) as caught:
+            open_warehouse(Settings(environ=environ, esc_opener=opener), writable=False)
+        assert "PULUMI_ACCESS_TOKEN is not set" in caught.value.agent_message()
+        assert caught.value.agent_message().count("What to do:") == 1
+    assert not opened.is_set()

@@ -50,7 +50,10 @@ def open_warehouse(settings: Settings, *, writable: bool) -> Warehouse:
         # embedded warehouse instead would be answering from the wrong data.
         raise ConfigError(
             f"The warehouse settings are unknown because Pulumi ESC environment {settings.esc_ref} could not be "
-            f"opened: {problem}"
+            f"opened: {problem}",
+            hint=""
+            if "What to do:" in problem
+            else "Fix the ESC problem, or unset SOPHIA_ESC_ENV to use local settings only.",
         )
     from .backends.duckdb import DuckDBWarehouse
 
