@@ -47,7 +47,7 @@ class Child:
                 raise RuntimeError("server exited")
             message = json.loads(line)
             if "id" in message:
-                return message
+                return dict(message)
 
     def initialize(self) -> None:
         self.send(

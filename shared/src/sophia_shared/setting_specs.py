@@ -47,3 +47,8 @@ def is_secret_name(name: str, spec: SettingSpec | None = None) -> bool:
         return spec.secret
     upper = name.upper()
     return any(word in upper for word in _SECRET_WORDS) and not upper.endswith(("_FILE", "_PATH"))
+
+
+def declare(group: str, name: str, description: str, *, secret: bool = False, default: str = "") -> SettingSpec:
+    """One server setting: `declare(SERVER_KEY, "TAVILY_API_KEY", "…", secret=True)`."""
+    return SettingSpec(name, group, secret, description, default)

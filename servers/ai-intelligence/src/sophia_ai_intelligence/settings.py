@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sophia_shared.setting_specs import SettingSpec
+from functools import partial
+
+from sophia_shared.setting_specs import SettingSpec, declare
 
 SERVER_KEY = "ai_intelligence"  # names the write-gate variable and the ESC group
 
-
-def _spec(name: str, description: str, *, secret: bool = False, default: str = "") -> SettingSpec:
-    return SettingSpec(name, SERVER_KEY, secret, description, default)
+_spec = partial(declare, SERVER_KEY)
 
 
 SETTINGS: tuple[SettingSpec, ...] = (

@@ -11,23 +11,10 @@ import sqlglot
 from sophia_business_intelligence.sql_guard import (
     EMBEDDED_TABLE_FUNCTIONS,
     check_read_only,
-    check_write,
     duckdb_sql,
 )
 from sophia_shared.errors import PolicyError
-
-
-def refused_read(sql: str, *, dialect: str = "snowflake") -> PolicyError:
-    with pytest.raises(PolicyError) as caught:
-        check_read_only(sql, dialect=dialect)
-    return caught.value
-
-
-def refused_write(sql: str, *, dialect: str = "snowflake") -> PolicyError:
-    with pytest.raises(PolicyError) as caught:
-        check_write(sql, dialect=dialect)
-    return caught.value
-
+from tests.unit.bi.sql_guard.refusals import refused_read, refused_write
 
 # --- DuckDB commands ------------------------------------------------------------------------------
 

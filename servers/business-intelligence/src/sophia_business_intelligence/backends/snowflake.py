@@ -289,7 +289,8 @@ class SnowflakeWarehouse:
             cur = conn.cursor()
             try:
                 self._execute(cur, sql, params, cancel)
-                return cur.rowcount
+                rowcount: int | None = cur.rowcount
+                return rowcount
             finally:
                 cur.close()
 

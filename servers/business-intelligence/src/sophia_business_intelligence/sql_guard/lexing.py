@@ -22,7 +22,7 @@ MAX_NESTING = 200
 def tokenizer_class(dialect: str) -> Any:
     from sqlglot.dialects.dialect import Dialect
 
-    class StatementTokenizer(Dialect.get_or_raise(dialect).tokenizer_class):  # type: ignore[misc,name-defined]
+    class StatementTokenizer(Dialect.get_or_raise(dialect).tokenizer_class):  # type: ignore[misc]
         # sqlglot swallows the text after EXPLAIN/CALL/... as one raw string; tokenize all of it so
         # every semicolon and comment is seen.
         COMMANDS: ClassVar[set[Any]] = set()

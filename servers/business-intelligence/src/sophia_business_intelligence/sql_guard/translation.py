@@ -26,7 +26,7 @@ def embedded_dialect() -> Dialect:
     from sqlglot.dialects.duckdb import DuckDB
 
     class SophiaDuckDB(DuckDB):
-        class Generator(DuckDB.Generator):  # type: ignore[name-defined,misc,valid-type]
+        class Generator(DuckDB.Generator):  # type: ignore[misc,valid-type]
             def lambda_sql(self, expression: exp.Lambda, arrow_sep: str = "->", wrap: bool = True) -> str:
                 return f"LAMBDA {self.expressions(expression, flat=True)} : {self.sql(expression, 'this')}"
 
