@@ -26,7 +26,7 @@ from sophia_business_intelligence.names import WAREHOUSE_DESCRIBE_TABLE, WAREHOU
 from sophia_business_intelligence.server import SPEC
 from sophia_business_intelligence.settings import SETTINGS
 from sophia_business_intelligence.sql_guard import check_read_only, check_write
-from sophia_shared.errors import BackendError, CancelledByClient, InputError
+from sophia_shared.errors import BackendError, CancelledByClient, InputError, PolicyError
 from sophia_shared.settings import Settings
 from tests.fakes.snowflake_server import QUERY_PATH, FakeSnowflakeServer
 
@@ -45,9 +45,22 @@ pytestmark = pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:
 
 @pytest.fixture
 def warehouse(snowflake_server: FakeSnowflakeServer) -> Iterator[SnowflakeWarehouse]:
-    wh = SnowflakeWarehouse(Settings(environ=snowflake_server.settings_env(), specs=SETTINGS))
+    # The gate is on: these tests create their own tables through execute_write.
+    environ = {**snowflake_server.settings_env(), "SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE": "1"}
+    wh = SnowflakeWarehouse(Settings(environ=environ, specs=SETTINGS))
     yield wh
     wh.close()
+
+
+def test_a_write_is_refused_by_the_warehouse_itself_without_the_gate(snowflake_server: FakeSnowflakeServer) -> None:
+    wh = SnowflakeWarehouse(Settings(environ=snowflake_server.settings_env(), specs=SETTINGS))
+    before = len(snowflake_server.requests)
+    try:
+        with pytest.raises(PolicyError, match="SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE"):
+            wh.execute_write(check_write("CREATE DATABASE NOPE", dialect="snowflake"), params=[], cancel=CancelToken())
+    finally:
+        wh.close()
+    assert len(snowflake_server.requests) == before  # nothing reached Snowflake, not even a login
 
 
 @pytest.fixture

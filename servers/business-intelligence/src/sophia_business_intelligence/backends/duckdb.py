@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sophia_shared.errors import BackendError, CancelledByClient, ConfigError, InputError, SophiaError
+from sophia_shared.errors import BackendError, CancelledByClient, ConfigError, InputError, PolicyError, SophiaError
 from sophia_shared.settings import Settings
 
 from ..names import WAREHOUSE_DESCRIBE_TABLE, WAREHOUSE_LIST_TABLES
@@ -359,6 +359,11 @@ class DuckDBWarehouse:
 
     def execute_write(self, statement: CheckedStatement, *, params: Sequence[Any], cancel: CancelToken) -> WriteOutcome:
         sql = require_checked(statement, dialect=self.dialect, write=True).sql
+        if not self.writable:  # the second gate: the file was opened read-only because writes are off
+            raise PolicyError(
+                "Refused to change the embedded warehouse: it is open read-only because writes are disabled.",
+                hint="Set SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE=1 and restart the server.",
+            )
         cur = self._cursor()
         try:
             with self._deadline(cur, cancel):

@@ -18,10 +18,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sophia_shared.errors import CancelledByClient, InputError, SophiaError
+from sophia_shared.gate import require_write
 from sophia_shared.output import request_digest
 from sophia_shared.settings import Settings, call_with_auth_refresh
 
 from ..names import WAREHOUSE_LIST_DATABASES
+from ..settings import SERVER_KEY
 from ..sql_guard import CheckedStatement, require_checked
 from .base import CancelToken, ColumnInfo, RowPage, TableInfo, WriteOutcome
 from .snowflake_config import SnowflakeConfig
@@ -284,6 +286,7 @@ class SnowflakeWarehouse:
         if cancel.cancelled:
             raise CancelledByClient("The statement was cancelled before it started.")
         sql = require_checked(statement, dialect=self.dialect, write=True).sql
+        require_write(self.settings, SERVER_KEY, "change the Snowflake warehouse")  # the second gate
 
         def work(conn: Any) -> int | None:
             cur = conn.cursor()
