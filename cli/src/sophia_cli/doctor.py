@@ -73,8 +73,10 @@ def run_doctor(*, timeout: float) -> int:
     print("\nServers:")
     checks = []
     for entry in all_servers():
-        tools = len(entry.spec.tools)
-        print(f"  {entry.mcp_name:<30} {tools} tool(s){'' if tools else ' (none yet)'}")
+        gated = sum(t.writes for t in entry.spec.tools)
+        listed = len(entry.spec.registered_tools(settings))
+        extra = f" ({gated} more with {entry.spec.write_gate}=1)" if listed < len(entry.spec.tools) else ""
+        print(f"  {entry.mcp_name:<30} {listed} tool(s){extra}{'' if entry.spec.tools else ' (none yet)'}")
         if entry.spec.probe is not None:
             checks.append(_check(entry.key, functools.partial(entry.spec.probe, settings), timeout))
 
