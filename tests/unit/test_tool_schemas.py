@@ -21,10 +21,6 @@ NAME = re.compile(r"^[a-z][a-z0-9_]{2,40}$")
 pytestmark = pytest.mark.anyio
 
 
-def _all_gates_open() -> Settings:
-    return Settings(environ={write_gate_variable(spec.key): "1" for spec in SPECS})
-
-
 async def _tools(spec: ServerSpec[Any], settings: Settings) -> list[Any]:
     async with Client(build_server(spec, settings)) as client:
         return list((await client.list_tools()).tools)
@@ -101,18 +97,30 @@ async def test_every_tool_name_agents_are_told_about_is_registered() -> None:
         assert not unknown, f"{spec.name}: agent-facing text names tools that do not exist: {sorted(unknown)}"
 
 
-@pytest.mark.parametrize("spec", [s for s in SPECS if s.has_write_tools], ids=lambda s: s.name)
-async def test_write_tools_are_absent_unless_the_gate_is_on(spec: ServerSpec[Any]) -> None:
-    writes = {t.name for t in spec.tools if t.writes}
+GATED = list(
+    {(spec.name, spec.gate_of(t)): (spec, spec.gate_of(t)) for spec in SPECS for t in spec.tools if t.writes}.values()
+)
+
+
+def _all_gates_open() -> Settings:
+    return Settings(environ={write_gate_variable(gate): "1" for _, gate in GATED})
+
+
+@pytest.mark.parametrize(("spec", "gate"), GATED, ids=lambda v: getattr(v, "name", v))
+async def test_write_tools_are_absent_unless_their_gate_is_on(spec: ServerSpec[Any], gate: str) -> None:
+    variable = write_gate_variable(gate)
+    behind = {t.name for t in spec.tools if t.writes and spec.gate_of(t) == gate}
     for value in ("", "0", "no", "false", "off"):
-        closed = {t.name for t in await _tools(spec, Settings(environ={spec.write_gate: value}))}
-        assert not (writes & closed), value
-    opened = {t.name for t in await _tools(spec, Settings(environ={spec.write_gate: "1"}))}
-    assert writes <= opened
+        closed = {t.name for t in await _tools(spec, Settings(environ={variable: value}))}
+        assert not (behind & closed), value
+    opened = {t.name for t in await _tools(spec, Settings(environ={variable: "1"}))}
+    assert behind <= opened
+    others = {t.name for t in spec.tools if t.writes and spec.gate_of(t) != gate}
+    assert not (others & opened), "one gate opens only its own tools"
 
 
-def test_every_server_declares_its_gate_when_it_has_write_tools() -> None:
+def test_every_server_declares_each_gate_its_tools_use() -> None:
     for spec in SPECS:
         names = {s.name for s in spec.all_settings()}
-        assert (spec.write_gate in names) == spec.has_write_tools, spec.name
+        assert {write_gate_variable(spec.gate_of(t)) for t in spec.tools if t.writes} <= names, spec.name
         assert all(s.group == spec.key for s in spec.settings), f"{spec.name}: settings belong to its own group"

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from sophia_shared.errors import SophiaError
+from sophia_shared.gate import write_gate_variable
 from sophia_shared.redaction import redact, too_short_to_redact
 from sophia_shared.registry import all_setting_specs
 from sophia_shared.settings import Settings
@@ -73,10 +74,11 @@ def run_doctor(*, timeout: float) -> int:
     print("\nServers:")
     checks = []
     for entry in all_servers():
-        gated = sum(t.writes for t in entry.spec.tools)
-        listed = len(entry.spec.registered_tools(settings))
-        extra = f" ({gated} more with {entry.spec.write_gate}=1)" if listed < len(entry.spec.tools) else ""
-        print(f"  {entry.mcp_name:<30} {listed} tool(s){extra}{'' if entry.spec.tools else ' (none yet)'}")
+        listed = entry.spec.registered_tools(settings)
+        hidden = [t for t in entry.spec.tools if t not in listed]
+        gates = sorted({write_gate_variable(entry.spec.gate_of(t)) for t in hidden})
+        extra = f" ({len(hidden)} more with {' / '.join(f'{g}=1' for g in gates)})" if hidden else ""
+        print(f"  {entry.mcp_name:<30} {len(listed)} tool(s){extra}{'' if entry.spec.tools else ' (none yet)'}")
         if entry.spec.probe is not None:
             checks.append(_check(entry.key, functools.partial(entry.spec.probe, settings), timeout))
 

@@ -53,7 +53,8 @@ class ToolDef:
     destructive: bool
     idempotent: bool
     open_world: bool
-    writes: bool  # registered only when the server's write gate is on
+    writes: bool  # registered only when its write gate is on
+    gate: str = ""  # the gate's key when not the server's own: "memory" → SOPHIA_MEMORY_ALLOW_WRITE
 
     @property
     def annotations(self) -> ToolAnnotations:
@@ -75,13 +76,16 @@ def sophia_tool(
     idempotent: bool = True,
     open_world: bool = False,
     writes: bool = False,
+    gate: str = "",
 ) -> Callable[[Callable[..., Awaitable[Any]]], ToolDef]:
     """Declare a tool; its docstring is the description the LLM reads."""
 
     def decorate(fn: Callable[..., Awaitable[Any]]) -> ToolDef:
         if not (fn.__doc__ or "").strip():
             raise ValueError(f"tool {name} needs a docstring: it is the description an LLM reads")
-        return ToolDef(fn, name, title, read_only, destructive, idempotent, open_world, writes)
+        if gate and not writes:
+            raise ValueError(f"tool {name}: a gate only applies to a tool that writes")
+        return ToolDef(fn, name, title, read_only, destructive, idempotent, open_world, writes, gate)
 
     return decorate
 
@@ -165,14 +169,26 @@ class ServerSpec(Generic[StateT]):
     def has_write_tools(self) -> bool:
         return any(t.writes for t in self.tools)
 
+    def gate_of(self, tool: ToolDef) -> str:
+        """The key of the gate a write tool waits for: its own, or the server's."""
+        return tool.gate or self.key
+
     def all_settings(self) -> tuple[SettingSpec, ...]:
-        """The server's declared settings, plus its write gate when it has write tools."""
-        gate = (
-            (SettingSpec(self.write_gate, self.key, False, "Set to 1 to register the write tools.", "0"),)
-            if self.has_write_tools
-            else ()
+        """The server's declared settings, plus one variable per write gate its tools use."""
+        gates = dict.fromkeys(self.gate_of(t) for t in self.tools if t.writes)
+        declared = tuple(
+            SettingSpec(
+                write_gate_variable(key),
+                self.key,
+                False,
+                "Set to 1 to register the write tools."
+                if key == self.key
+                else f"Set to 1 to register the {key} write tools.",
+                "0",
+            )
+            for key in gates
         )
-        return (*gate, *self.settings)
+        return (*declared, *self.settings)
 
     def registered_tools(self, settings: Settings) -> list[ToolDef]:
         """The tools to list: write tools only when the write gate is on.
@@ -181,8 +197,7 @@ class ServerSpec(Generic[StateT]):
         are listed while the server builds, before `initialize`, and an unreachable remote ESC would
         stall that (12 s observed). A gate kept only in remote ESC therefore does not open writes.
         """
-        allow_write = writes_allowed(settings, self.key)
-        return [t for t in self.tools if allow_write or not t.writes]
+        return [t for t in self.tools if not t.writes or writes_allowed(settings, self.gate_of(t))]
 
 
 def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCPServer[Any]:

@@ -43,7 +43,24 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("SNOWFLAKE_PROTOCOL", "https (default) or http (tests)."),
     _spec("SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS", "Statement timeout set on every session.", default="120"),
     _spec("SNOWFLAKE_QUERY_TAG", "QUERY_TAG set on every session.", default="sophia-mcp"),
-    _spec("PINECONE_API_KEY", "Pinecone API key (vector indexes).", secret=True),
+    _spec("PINECONE_API_KEY", "Pinecone API key; when set, vector indexes live on Pinecone.", secret=True),
+    _spec(
+        "PINECONE_ENVIRONMENT",
+        "Accepted for older configs and ignored: the Pinecone SDK 10.x finds each index's host itself.",
+    ),
+    _spec("PINECONE_CONTROLLER_HOST", "Override the Pinecone control-plane URL (private endpoints, tests)."),
+    _spec(
+        "SOPHIA_VECTOR_BACKEND",
+        "Where vector indexes live: auto (Pinecone when PINECONE_API_KEY is set, else embedded), embedded or pinecone.",
+        default="auto",
+    ),
+    _spec("SOPHIA_CORTEX_MODEL", "Default model for Cortex COMPLETE.", default="llama3.1-8b"),
+    _spec(
+        "SOPHIA_CORTEX_FUNCTIONS",
+        "Cortex SQL function family: ai (AI_COMPLETE, AI_SENTIMENT, …) or legacy (SNOWFLAKE.CORTEX.*).",
+        default="ai",
+    ),
+    _spec("SOPHIA_MEMORY_TABLE", "Where long-term memory lives in the warehouse.", default="AI_MEMORY.MEMORIES"),
 )
 
 # Vendor prefixes this server reads, so test fixtures can clear a developer's exports by prefix.

@@ -1,0 +1,1 @@
+"""Vector indexes: one `VectorStore` protocol, embedded in the DuckDB file or on Pinecone."""
