@@ -7,12 +7,23 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import InputError
+from .minilm import MINILM_DIMENSION, MINILM_MODEL_ID, MiniLMEmbedder, local_embedder
+from .off_loop import embed_async
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["Embedder", "EmbeddingModelMismatch", "check_same_model"]
+__all__ = [
+    "MINILM_DIMENSION",
+    "MINILM_MODEL_ID",
+    "Embedder",
+    "EmbeddingModelMismatch",
+    "MiniLMEmbedder",
+    "check_same_model",
+    "embed_async",
+    "local_embedder",
+]
 
 
 class Embedder(Protocol):
