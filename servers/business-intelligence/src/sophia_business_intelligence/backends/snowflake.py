@@ -194,6 +194,10 @@ class SnowflakeWarehouse:
         if cancel is not None and cancel.cancelled:
             raise CancelledByClient("The query was cancelled.")
 
+    def run_internal(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The server's own fixed SQL (the memory store), values bound; not user SQL, so not the guard's."""
+        return [tuple(row) for row in self._rows(sql, params)[1]]
+
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[Any], list[tuple[Any, ...]]]:
         def work(conn: Any) -> tuple[list[Any], list[tuple[Any, ...]]]:
             cur = conn.cursor()
