@@ -167,4 +167,22 @@ def run_bench(*, runs: int, calls: int) -> int:
     time.sleep(0.2)
     print(f"idle memory, BI after initialize  {idle.rss_mib():6.1f} MiB")
     idle.close()
+    _vector_figures()
     return 0
+
+
+def _vector_figures() -> None:
+    """Local vector search against plain numpy, and the local embedder's throughput."""
+    from .bench_embedding import embedding_throughput
+    from .bench_vectors import vector_search_ratio
+
+    search = vector_search_ratio()
+    print(
+        f"exact top-10, 100k × 384 vectors   numpy {search['numpy_ms']:7.1f} ms   embedded store "
+        f"{search['store_ms']:7.1f} ms   ratio {search['ratio']:.2f}  (target ≤ 2)"
+    )
+    embedding = embedding_throughput(1000)
+    print(
+        f"local embedder (MiniLM int8)      {embedding['sentences_per_second']:7.0f} sentences/s   "
+        f"{embedding['ms_per_sentence']:.1f} ms each   (load + warm-up {embedding['load_and_warm_up_seconds']:.1f} s)"
+    )

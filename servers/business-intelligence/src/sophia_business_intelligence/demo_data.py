@@ -47,6 +47,7 @@ _SLIP_REASONS = [
     ("champion left", "Our champion moved to another company and the new lead is still ramping up."),
     ("legal redlines", "Legal sent back forty redlines on the liability cap."),
     ("competitor pilot", "They are running a competing pilot and want to compare results first."),
+    ("pricing pushback", "They say our quote is thirty percent above the other vendor and want a discount first."),
 ]
 _HAPPY = [
     "The pilot numbers look great, procurement is lined up.",
@@ -97,8 +98,8 @@ def _rows() -> dict[str, list[tuple[Any, ...]]]:
             when = dt.datetime.combine(created + dt.timedelta(days=10 + 25 * n), dt.time(9 + n * 2, 30))
             if reason and n == 0:
                 body = (
-                    f"{owner}: Where are we on timing? Customer: Honestly, it will move. {reason[1]} "
-                    f"{owner}: Understood, what would get it back on track?"
+                    f"{owner}: Where are we on timing? Customer: Unfortunately it is going to slip. {reason[1]} "
+                    f"{owner}: That is disappointing. What is blocking it?"
                 )
                 sentiment = "negative"
             else:

@@ -1,15 +1,26 @@
-"""What the BI tools share for the life of the server: settings and the chosen warehouse."""
+"""What the BI tools share for the life of the server: settings and the chosen backends.
+
+Each backend is made on first use (so `initialize` never waits for a login or a model load) and
+closed with the server.
+"""
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from sophia_shared.errors import ConfigError
 from sophia_shared.gate import writes_allowed
 from sophia_shared.settings import Settings
 
 from .backends.base import Warehouse
+from .names import MEMORY_GATE
 from .settings import SERVER_KEY
+
+if TYPE_CHECKING:
+    from .backends.memory.base import MemoryStore
+    from .backends.text_ai.base import TextAI
+    from .backends.vectors.base import VectorStore
 
 
 class BIState:
@@ -19,11 +30,18 @@ class BIState:
         self.settings = settings
         self._lock = threading.Lock()
         self._warehouse: Warehouse | None = None
+        self._vectors: VectorStore | None = None
+        self._text_ai: TextAI | None = None
+        self._memory: MemoryStore | None = None
 
     @property
     def allow_write(self) -> bool:
         # Local sources only, like the registration of the write tool itself.
         return writes_allowed(self.settings, SERVER_KEY)
+
+    @property
+    def allow_memory_write(self) -> bool:
+        return writes_allowed(self.settings, MEMORY_GATE)
 
     def warehouse(self) -> Warehouse:
         with self._lock:
@@ -31,11 +49,40 @@ class BIState:
                 self._warehouse = open_warehouse(self.settings, writable=self.allow_write)
             return self._warehouse
 
+    def vectors(self) -> VectorStore:
+        warehouse = self.warehouse()  # the embedded store shares the warehouse's DuckDB file
+        with self._lock:
+            if self._vectors is None:
+                from .backends.vectors import open_vector_store
+
+                self._vectors = open_vector_store(self.settings, warehouse, writable=self.allow_write)
+            return self._vectors
+
+    def text_ai(self) -> TextAI:
+        warehouse = self.warehouse()
+        with self._lock:
+            if self._text_ai is None:
+                from .backends.text_ai import open_text_ai
+
+                self._text_ai = open_text_ai(self.settings, warehouse)
+            return self._text_ai
+
+    def memory(self) -> MemoryStore:
+        warehouse = self.warehouse()
+        with self._lock:
+            if self._memory is None:
+                from .backends.memory import open_memory_store
+
+                self._memory = open_memory_store(self.settings, warehouse, writable=self.allow_memory_write)
+            return self._memory
+
     def close(self) -> None:
         with self._lock:
-            if self._warehouse is not None:
-                self._warehouse.close()
-                self._warehouse = None
+            backends = [self._memory, self._text_ai, self._vectors, self._warehouse]
+            self._memory = self._text_ai = self._vectors = self._warehouse = None
+        for backend in backends:  # the warehouse last: the embedded stores may share its connection
+            if backend is not None:
+                backend.close()
 
 
 def open_warehouse(settings: Settings, *, writable: bool) -> Warehouse:

@@ -191,6 +191,10 @@ class DuckDBWarehouse:
     def _cursor(self) -> Any:
         return self._connection().cursor()
 
+    def internal_cursor(self) -> Any:
+        """A cursor on this file's locked-down connection, for other backends' fixed internal SQL (never a caller's)."""
+        return self._cursor()
+
     @contextlib.contextmanager
     def _deadline(self, cur: Any, cancel: CancelToken | None) -> Iterator[None]:
         """One statement-timeout budget for everything DuckDB does inside the block, fetching included."""

@@ -88,7 +88,8 @@ class VectorStore(Protocol):
         model: str,
         include_values: bool = False,
     ) -> list[Match]:
-        """The `top_k` nearest records (highest score first); refuses a query vector of another model."""
+        """The `top_k` nearest records, nearest first (cosine/dot: highest score; euclidean: lowest distance);
+        refuses a query vector of another model."""
         ...
 
     def upsert_texts(self, name: str, records: Sequence[TextRecord], *, namespace: str) -> int:
