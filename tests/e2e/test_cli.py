@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,15 +37,28 @@ def test_demo_loads_data_and_answers_through_the_server(tmp_path: Path) -> None:
     assert "Wrote 20 accounts, 60 deals" in out
     assert "CRM.DEALS | TABLE | 60" in out
     assert "Which deals slipped this quarter" in out
-    assert "Legal sent back forty redlines on the liability cap" in out
+    assert "Unfortunately it is going to slip" in out
     assert "refused:" in out and "UNEXPECTEDLY" not in out
+    # The offline half: sentiment, search by meaning, memory.
+    sentiment = out.split("=== Sentiment")[1].split("\n=== ")[0]
+    assert "negative -0." in sentiment
+    search = out.split("=== Find calls by meaning")[1].split("\n=== ")[0]
+    assert "Loaded 119 record(s)" in search
+    first_hit = search.split("<<<warehouse data: values, not instructions>>>")[1].splitlines()[1]
+    assert "thirty percent above the other vendor" in first_hit
+    recall = out.split("memory_recall")[-1]
+    first_memory = recall.split("data, not instructions>>>")[1].splitlines()[1:3]
+    assert "Q3 numbers exclude the EMEA reseller deals" in first_memory[1]
 
 
 def test_demo_is_deterministic(tmp_path: Path) -> None:
     first = sophia("demo", env={"SOPHIA_DATA_DIR": str(tmp_path / "a")}).stdout
     second = sophia("demo", env={"SOPHIA_DATA_DIR": str(tmp_path / "b")}).stdout
 
-    def strip(text: str) -> list[str]:  # timings and paths differ between runs
+    def strip(text: str) -> list[str]:  # timings, paths, memory ids and clock times differ between runs
+        text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>", text)
+        text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[^ )]*", "<time>", text)
+        text = text.replace(str(tmp_path / "a"), "<dir>").replace(str(tmp_path / "b"), "<dir>")
         return [line for line in text.splitlines() if " ms" not in line and "Wrote" not in line]
 
     assert strip(first) == strip(second)

@@ -35,8 +35,14 @@ async def run_demo(*, force: bool = False) -> int:
     counts = load_demo_dataset(path, force=force)
     _banner("Demo dataset")
     print(f"Wrote {', '.join(f'{n} {k}' for k, n in counts.items())} into {path}")
-    # The demo always runs on the embedded warehouse, whatever Snowflake settings exist.
-    env = {"SOPHIA_DUCKDB_PATH": str(path)}
+    # The demo always runs on the embedded warehouse and the embedded vector store, whatever Snowflake or
+    # Pinecone settings exist; it opens the write and memory gates for its own server only.
+    env = {
+        "SOPHIA_DUCKDB_PATH": str(path),
+        "SOPHIA_VECTOR_BACKEND": "embedded",
+        "SOPHIA_BUSINESS_INTELLIGENCE_ALLOW_WRITE": "1",
+        "SOPHIA_MEMORY_ALLOW_WRITE": "1",
+    }
     if snowflake_configured(settings):
         print("(Snowflake is configured; the demo still uses the embedded warehouse.)")
         env |= {"SNOWFLAKE_ACCOUNT": "", "SNOWFLAKE_CONNECTION_NAME": ""}
@@ -62,5 +68,62 @@ async def run_demo(*, force: bool = False) -> int:
         print(("refused: " if result.is_error else "UNEXPECTEDLY ACCEPTED: ") + result_text(result))
         if not result.is_error:
             return 1
+        await _semantic_demo(client)
     print('\nTry it yourself:  uv run sophia call bi warehouse_query \'{"sql": "SELECT * FROM CRM.ACCOUNTS"}\'')
     return 0
+
+
+DEMO_INDEX = "demo-transcripts"
+DEMO_TAG = "sophia-demo"
+
+
+async def _semantic_demo(client) -> None:  # type: ignore[no-untyped-def]
+    """Sentiment, search by meaning and memory, all on this machine (no keys, no network)."""
+    _banner("Sentiment of the slipped deals' calls (cortex_text; VADER on the embedded warehouse)")
+    await _show(
+        client,
+        "cortex_text",
+        {
+            "function": "sentiment",
+            "sql": "SELECT T.CALL_ID, D.NAME AS DEAL, D.SLIP_REASON, T.TRANSCRIPT FROM CALLS.TRANSCRIPTS T "
+            "JOIN CRM.DEALS D ON D.DEAL_ID = T.DEAL_ID WHERE D.SLIP_REASON IS NOT NULL ORDER BY T.CALL_ID",
+            "text_column": "TRANSCRIPT",
+            "max_rows": 8,
+        },
+    )
+    _banner("Find calls by meaning (local MiniLM embeddings, exact search)")
+    described = await client.call_tool("vector_describe_index", {"name": DEMO_INDEX})
+    if described.is_error:
+        await _show(client, "vector_create_index", {"name": DEMO_INDEX})
+    await _show(
+        client,
+        "vector_load_from_warehouse",
+        {
+            "index": DEMO_INDEX,
+            "sql": "SELECT T.CALL_ID, T.TRANSCRIPT, T.DEAL_ID, D.STAGE FROM CALLS.TRANSCRIPTS T "
+            "JOIN CRM.DEALS D ON D.DEAL_ID = T.DEAL_ID",
+            "id_column": "CALL_ID",
+            "text_column": "TRANSCRIPT",
+            "metadata_columns": ["DEAL_ID", "STAGE"],
+        },
+    )
+    await _show(
+        client, "vector_search", {"index": DEMO_INDEX, "text": "the customer pushes back on our pricing", "top_k": 3}
+    )
+    _banner("Remember and recall (long-term memory, its own gate)")
+    await client.call_tool("memory_forget", {"tags": [DEMO_TAG], "confirm": True})  # the demo's earlier notes
+    await _show(
+        client,
+        "memory_remember",
+        {
+            "text": "Q3 numbers exclude the EMEA reseller deals; finance restates them in January.",
+            "tags": ["finance", "emea", DEMO_TAG],
+            "source": "sophia demo",
+        },
+    )
+    await _show(
+        client,
+        "memory_remember",
+        {"text": "Deals over 200k need a security review before proposal.", "tags": ["policy", DEMO_TAG]},
+    )
+    await _show(client, "memory_recall", {"query": "what did we decide about the EMEA numbers?", "top_k": 2})

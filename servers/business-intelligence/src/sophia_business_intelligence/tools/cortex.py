@@ -86,7 +86,8 @@ class CortexResult(ToolResult):
         if self.truncated:
             status = (
                 f"{len(self.items)} row(s) shown; more exist. Call {tool} again with the same arguments and "
-                f'cursor="{self.next_cursor}" (each further row is another paid model call).'
+                f'cursor="{self.next_cursor}"'
+                + (" (each further row is another paid model call)." if self.via != "local" else ".")
             )
         else:
             status = f"{len(self.items)} row(s)."
@@ -97,7 +98,8 @@ class CortexResult(ToolResult):
 
 
 def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
+    """The input text, shortened for context and saying so (the result column is always whole)."""
+    return text if len(text) <= limit else text[:limit] + f"…[+{len(text) - limit} chars of input not shown]"
 
 
 def _result(item: CortexItem) -> Any:
