@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import re
@@ -81,12 +82,21 @@ def _package_root(module: str) -> Path:
     return Path(importlib.import_module(module.split(".")[0]).__file__ or "").parent
 
 
+def _prose(source: str) -> list[str]:
+    """The sentences in a module: string constants with a space in them (messages, hints, docstrings)."""
+    return [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value
+    ]
+
+
 def _agent_text(module: str, spec: ServerSpec[Any]) -> str:
     """Everything an agent can read from a server: its instructions, tool descriptions, and every message
     in its package's source (refusals and hints are string constants and f-strings there)."""
     root = _package_root(module)
-    sources = [path.read_text(encoding="utf-8") for path in sorted(root.rglob("*.py"))]
-    return "\n".join([spec.instructions, *(inspect.getdoc(t.fn) or "" for t in spec.tools), *sources])
+    sentences = [t for path in sorted(root.rglob("*.py")) for t in _prose(path.read_text(encoding="utf-8"))]
+    return "\n".join([spec.instructions, *(inspect.getdoc(t.fn) or "" for t in spec.tools), *sentences])
 
 
 async def test_every_tool_name_agents_are_told_about_is_registered() -> None:
