@@ -58,8 +58,8 @@ class ToolDef:
 
     @property
     def annotations(self) -> ToolAnnotations:
+        # The title travels once, as the tool's own `title`.
         return ToolAnnotations(
-            title=self.title,
             read_only_hint=self.read_only,
             destructive_hint=self.destructive,
             idempotent_hint=self.idempotent,
@@ -215,19 +215,74 @@ def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCP
                 if inspect.isawaitable(outcome):
                     await outcome
 
-    server: MCPServer[Any] = MCPServer(
-        name=spec.name, instructions=spec.instructions, version=spec.version, lifespan=lifespan
+    server = SophiaServer(
+        spec.registered_tools(settings),
+        name=spec.name,
+        instructions=spec.instructions,
+        version=spec.version,
+        lifespan=lifespan,
     )
-    for tool in spec.registered_tools(settings):
-        description = inspect.cleandoc(tool.fn.__doc__ or "")
-        server.add_tool(
-            _as_mcp_function(tool),
-            name=tool.name,
-            title=tool.title,
-            description=description,
-            annotations=tool.annotations,
-        )
     return server
+
+
+class SophiaServer(MCPServer[Any]):
+    """An `MCPServer` that registers its tools on first use (tools/list or tools/call), not while it
+    starts: building a tool's schemas costs a few milliseconds each, and `initialize` need not wait
+    for twenty of them. Registration runs once, on the event loop, so concurrent first calls agree."""
+
+    def __init__(self, tools: Sequence[ToolDef], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pending: list[ToolDef] | None = list(tools)
+
+    def _register_tools(self) -> None:
+        pending, self._pending = self._pending, None
+        for tool in pending or ():
+            self.add_tool(
+                _as_mcp_function(tool),
+                name=tool.name,
+                title=tool.title,
+                description=inspect.cleandoc(tool.fn.__doc__ or ""),
+                annotations=tool.annotations,
+            )
+            _compact_schemas(self, tool.name)
+
+    async def list_tools(self) -> list[Any]:
+        self._register_tools()
+        return await super().list_tools()
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        self._register_tools()
+        return await super().call_tool(name, arguments, context)
+
+    def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        self._register_tools()
+        return super()._tool_input_schema(name)
+
+
+def _compact_schemas(server: MCPServer[Any], name: str) -> None:
+    """Trim what tools/list costs the client's context (the suite aims at ≤ 1.5 KB per tool): drop the
+    `title` pydantic puts on every schema node, and the field descriptions of output schemas (the tool
+    description and the text rendering explain results; input descriptions stay, the LLM needs them)."""
+    registered = server._tool_manager.get_tool(name)
+    if registered is None:
+        return
+    registered.parameters = _trimmed(registered.parameters, drop=("title",))
+    metadata = registered.fn_metadata
+    if metadata.output_schema is not None:
+        metadata.output_schema = _trimmed(metadata.output_schema, drop=("title", "description"))
+
+
+def _trimmed(schema: Any, *, drop: tuple[str, ...], names: bool = False) -> Any:
+    """`schema` without the `drop` keywords; keys of `properties`/`$defs` are names, never dropped."""
+    if isinstance(schema, dict):
+        return {
+            key: _trimmed(value, drop=drop, names=key in ("properties", "$defs") and not names)
+            for key, value in schema.items()
+            if names or key not in drop
+        }
+    if isinstance(schema, list):
+        return [_trimmed(item, drop=drop) for item in schema]
+    return schema
 
 
 def state_of(ctx: Context[Any, Any], kind: type[StateT]) -> StateT:
