@@ -167,8 +167,33 @@ def run_bench(*, runs: int, calls: int) -> int:
     time.sleep(0.2)
     print(f"idle memory, BI after initialize  {idle.rss_mib():6.1f} MiB")
     idle.close()
+    _tools_list_sizes(env)
     _vector_figures()
     return 0
+
+
+def _tools_list_sizes(env: dict[str, str]) -> None:
+    """What each server's tools/list costs a client's context, every gate open (target ≤ 1.5 KB a tool)."""
+    from sophia_shared.gate import write_gate_variable
+    from sophia_shared.registry import registered_servers
+
+    for server in registered_servers():
+        spec = server.spec
+        gates = {write_gate_variable(spec.gate_of(t)): "1" for t in spec.tools if t.writes}
+        if not spec.tools:
+            continue
+        child = Child([sys.executable, "-m", server.module], {**env, **gates})
+        try:
+            child.initialize()
+            child.send("tools/list")
+            tools = child.receive()["result"]["tools"]
+        finally:
+            child.close()
+        size = len(json.dumps(tools, separators=(",", ":"), ensure_ascii=False).encode())
+        print(
+            f"tools/list {spec.name:<29} {len(tools):3d} tools  {size / 1024:6.1f} KB  "
+            f"{size / len(tools) / 1024:.2f} KB a tool  (target ≤ 1.5)"
+        )
 
 
 def _vector_figures() -> None:

@@ -194,3 +194,26 @@ async def test_write_tools_appear_only_with_the_gate_and_search_works_over_mcp(w
     assert loaded.structured_content["upserted"] > 50 and loaded.structured_content["batches"] >= 2
     assert "residency" in found.structured_content["hits"][0]["text"]
     assert "<<<" in found.content[0].text  # texts are delimited as data
+
+
+@pytest.mark.anyio
+async def test_loading_reports_progress_after_every_batch(warehouse_path: Path) -> None:
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        seen.append((value, total, message))
+
+    async with Client(build_server(SPEC, _settings(warehouse_path, **{GATE: "1"}))) as client:
+        await client.call_tool("vector_create_index", {"name": "progress"})
+        loaded = await client.call_tool(
+            "vector_load_from_warehouse",
+            {"index": "progress", "sql": "SELECT MESSAGE_ID, TEXT FROM TEAM.MESSAGES", "id_column": "MESSAGE_ID",
+             "text_column": "TEXT", "batch_size": 10},
+            progress_callback=progress,
+        )  # fmt: skip
+    assert not loaded.is_error, loaded.content[0].text
+    batches = loaded.structured_content["batches"]
+    assert len(seen) == batches >= 3
+    assert [v for v, _, _ in seen] == sorted(v for v, _, _ in seen)
+    assert seen[-1][0] == loaded.structured_content["rows_read"]
+    assert "loaded into progress" in (seen[-1][2] or "")
