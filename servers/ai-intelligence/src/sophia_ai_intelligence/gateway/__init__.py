@@ -1,0 +1,1 @@
+"""The LLM gateway: every call goes through a Portkey gateway (cloud or self-hosted) with the official SDK."""
