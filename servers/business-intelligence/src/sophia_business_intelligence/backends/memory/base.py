@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,6 +38,19 @@ class Memory:
     created_at: dt.datetime  # timezone-aware, UTC
     model: str
     score: float | None = None  # cosine similarity to the query, when recalled by meaning
+
+    @classmethod
+    def new(cls, text: str, *, tags: Sequence[str], source: str, author: str, model: str) -> Memory:
+        """A memory about to be stored: its fields checked, a fresh id, the time now (UTC)."""
+        return cls(
+            id=str(uuid.uuid4()),
+            text=check_text(text),
+            tags=normalize_tags(tags),
+            source=check_field(source, "source"),
+            author=check_field(author, "author"),
+            created_at=utc_now(),
+            model=model,
+        )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import logging
 import re
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,12 +27,8 @@ from .base import (
     RecallPage,
     RecallRequest,
     as_utc,
-    check_field,
-    check_text,
     naive_utc,
-    normalize_tags,
     refuse_mixed_models,
-    utc_now,
 )
 
 if TYPE_CHECKING:
@@ -101,15 +96,7 @@ class EmbeddedMemoryStore:
 
     def remember(self, text: str, *, tags: Sequence[str], source: str, author: str) -> Memory:
         self._require_write("remember")
-        memory = Memory(
-            id=str(uuid.uuid4()),
-            text=check_text(text),
-            tags=normalize_tags(tags),
-            source=check_field(source, "source"),
-            author=check_field(author, "author"),
-            created_at=utc_now(),
-            model=self.embedder.model,
-        )
+        memory = Memory.new(text, tags=tags, source=source, author=author, model=self.embedder.model)
         # Embedded before the file is opened: the model may take a while, the file is shared.
         vector = self.embedder.embed([memory.text])[0].tolist()
         with self._connection() as con:

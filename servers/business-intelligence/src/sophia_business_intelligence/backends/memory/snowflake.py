@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,14 +28,10 @@ from .base import (
     RecallPage,
     RecallRequest,
     as_utc,
-    check_field,
-    check_text,
     naive_utc,
-    normalize_tags,
     refuse_mixed_models,
     tag_key,
     tags_of_key,
-    utc_now,
 )
 
 log = logging.getLogger(__name__)
@@ -77,15 +72,7 @@ class SnowflakeMemoryStore:
 
     def remember(self, text: str, *, tags: Sequence[str], source: str, author: str) -> Memory:
         self._require_write("remember")
-        memory = Memory(
-            id=str(uuid.uuid4()),
-            text=check_text(text),
-            tags=normalize_tags(tags),
-            source=check_field(source, "source"),
-            author=check_field(author, "author"),
-            created_at=utc_now(),
-            model=self.model,
-        )
+        memory = Memory.new(text, tags=tags, source=source, author=author, model=self.model)
         self._create_table()
         refuse_mixed_models(self._models(), memory.model, self.describe())
         # INSERT … SELECT: Snowflake refuses PARSE_JSON and other functions inside a VALUES list.
