@@ -60,4 +60,4 @@ def no_esc_cli_or_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.delenv(name, raising=False)
 
 
-pytest_plugins = ["tests.fakes.snowflake_server"]
+pytest_plugins = ["tests.fakes.snowflake_server", "tests.fakes.portkey_gateway"]

@@ -213,7 +213,7 @@ def serve(app: Callable[..., Awaitable[None]], host: str = "127.0.0.1") -> Itera
     import uvicorn
 
     # Bind here and hand the socket over, so no other process can take the port in between.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(

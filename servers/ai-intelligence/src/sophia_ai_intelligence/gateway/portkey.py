@@ -91,8 +91,12 @@ class PortkeyGateway:
         client = self._openai()
         found: list[str] = []
         for config in self._model_configs():
+            headers = self._headers(config, "")
+            if isinstance(config, dict) and config.get("api_key"):
+                # The gateway passes GET /models through with the caller's Authorization, not the config's key.
+                headers["Authorization"] = f"Bearer {config['api_key']}"
             try:
-                raw = await client.with_raw_response.models.list(extra_headers=self._headers(config, ""))
+                raw = await client.with_raw_response.models.list(extra_headers=headers)
                 body = json.loads(raw.text)
             except Exception as exc:
                 # Listing is best effort: many providers (and gateway versions) do not list models.
