@@ -38,7 +38,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("HUGGINGFACE_API_TOKEN", "Hugging Face token (a routing target).", secret=True),
     _spec(
         "PORTKEY_VIRTUAL_KEYS",
-        "Portkey virtual keys per provider instead of raw keys, as provider=vk,… (e.g. openai=vk-abc,anthropic=vk-def).",
+        "Portkey virtual keys per provider instead of raw keys, e.g. openai=vk-abc,anthropic=vk-def.",
         secret=True,
     ),
     _spec(
