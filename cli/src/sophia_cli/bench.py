@@ -169,6 +169,10 @@ def run_bench(*, runs: int, calls: int) -> int:
     idle.close()
     _tools_list_sizes(env)
     _vector_figures()
+    from .bench_ai import ai_figures
+
+    for line in ai_figures(Child, sys.executable, env):
+        print(line)
     return 0
 
 

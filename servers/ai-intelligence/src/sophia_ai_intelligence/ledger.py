@@ -6,6 +6,7 @@ short `BEGIN IMMEDIATE` transactions keep every row and never surface "database 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sqlite3
@@ -60,42 +61,83 @@ def ai_state_dir(settings: Settings) -> Path:
 
 @contextmanager
 def open_state_db(path: Path, what: str, *, write: bool) -> Iterator[sqlite3.Connection]:
-    """A short-lived connection in a transaction; `write` takes the write lock up front (no upgrade deadlock)."""
+    """The file's connection in a transaction; `write` takes the write lock up front (no upgrade deadlock).
+
+    One connection per file and process, used under a lock: threads of this process queue on the lock
+    (microseconds) instead of meeting in SQLite's busy handler (sleeps of up to 100 ms); other processes
+    still wait on the file lock with the busy timeout.
+    """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _begin(path, write=write)
+        lock, conn = _pooled(path)
     except (OSError, sqlite3.Error) as exc:
         raise _storage_error(path, what, exc) from exc
-    try:
+    with lock:
         try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
-    except sqlite3.Error as exc:
-        raise _storage_error(path, what, exc) from exc
-    finally:
+            _begin(conn, write=write)
+        except sqlite3.Error as exc:
+            raise _storage_error(path, what, exc) from exc
+        try:
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        except sqlite3.Error as exc:
+            _forget(path, conn)
+            raise _storage_error(path, what, exc) from exc
+
+
+_POOL: dict[Path, tuple[threading.Lock, sqlite3.Connection]] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _pooled(path: Path) -> tuple[threading.Lock, sqlite3.Connection]:
+    with _POOL_LOCK:
+        found = _POOL.get(path)
+        if found is None or not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            found = (threading.Lock(), _connect(path))
+            _POOL[path] = found
+        return found
+
+
+def _forget(path: Path, conn: sqlite3.Connection) -> None:
+    with _POOL_LOCK:
+        if _POOL.get(path, (None, None))[1] is conn:
+            del _POOL[path]
+    with contextlib.suppress(sqlite3.Error):
         conn.close()
 
 
-def _begin(path: Path, *, write: bool) -> sqlite3.Connection:
+def _connect(path: Path) -> sqlite3.Connection:
     # Switching a new file to WAL, and WAL recovery, can answer SQLITE_BUSY without calling the busy
     # handler when two processes open the file at once: retry the setup until the busy timeout.
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     while True:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             # WAL is a property of the file: set it once, not on every open (the switch needs an exclusive lock).
             if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            # A deferred transaction that later upgrades to a write gets SQLITE_BUSY without waiting.
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             return conn
         except sqlite3.OperationalError as exc:
             conn.close()
+            if not _is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.03))  # noqa: S311 (jitter, not security)
+
+
+def _begin(conn: sqlite3.Connection, *, write: bool) -> None:
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            # A deferred transaction that later upgrades to a write gets SQLITE_BUSY without waiting.
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            return
+        except sqlite3.OperationalError as exc:
             if not _is_busy(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(random.uniform(0.005, 0.03))  # noqa: S311 (jitter, not security)

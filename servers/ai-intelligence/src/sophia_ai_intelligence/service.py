@@ -17,9 +17,9 @@ from typing import Literal
 from sophia_shared.errors import InputError, SophiaError
 from sophia_shared.workers import run_blocking
 
-from .cache import CacheLookup
+from .cache import CacheLookup, ResponseCache
 from .gateway.base import ChatRequest, ChatResult, OnDelta
-from .ledger import BudgetStatus, UsageEvent, budget_status, check_budget
+from .ledger import BudgetStatus, UsageEvent, UsageLedger, budget_status, check_budget
 from .state import AIState
 
 CacheMode = Literal["off", "exact", "semantic"]
@@ -65,12 +65,16 @@ class LlmService:
         request = self.resolved(request)
         if not request.trace_id:
             request = dataclasses.replace(request, trace_id=uuid.uuid4().hex)
-        ledger = await run_blocking(state.ledger)
-        await run_blocking(lambda: check_budget(ledger, settings, self._clock()))
-        cache = await run_blocking(state.cache)
-        lookup = await run_blocking(lambda: cache.lookup(request, mode=cache_mode))
+
+        def prepare() -> tuple[UsageLedger, ResponseCache, BudgetStatus, CacheLookup]:
+            # One worker-thread hop for the local checks: a cache hit must cost milliseconds, not hops.
+            ledger, cache = state.ledger(), state.cache()
+            budget = check_budget(ledger, settings, self._clock())
+            return ledger, cache, budget, cache.lookup(request, mode=cache_mode)
+
+        ledger, cache, budget_before, lookup = await run_blocking(prepare)
         if lookup.result is not None and lookup.status in ("hit", "semantic_hit"):
-            return await self._from_cache(request, lookup, tool=tool, began=began)
+            return await self._from_cache(request, lookup, tool=tool, began=began, ledger=ledger, budget=budget_before)
 
         gateway = await run_blocking(state.gateway)
         profile = gateway.routing().source
@@ -90,29 +94,41 @@ class LlmService:
                 raise
             cost = prices.cost(result.model or request.model, result.input_tokens, result.output_tokens)
             span.finish(result, cost_usd=cost, cache_status=lookup.status)
-        if cache_mode != "off":
-            await run_blocking(lambda: cache.store(request, result, embed=cache_mode == "semantic", cost_usd=cost))
         event = UsageEvent(
             at=self._clock(), tool=tool, profile=profile, provider=result.provider, model=result.model or request.model,
             fallbacks=result.fallbacks, input_tokens=result.input_tokens, output_tokens=result.output_tokens,
             latency_ms=result.latency_ms, cost_usd=cost, cache_status=lookup.status, trace_id=result.trace_id or
             request.trace_id, prompt_hash=lookup.key,
         )  # fmt: skip
-        await run_blocking(lambda: ledger.record(event))
-        budget = await run_blocking(lambda: budget_status(ledger, settings, self._clock()))
+
+        def finish() -> BudgetStatus:
+            if cache_mode != "off":
+                cache.store(request, result, embed=cache_mode == "semantic", cost_usd=cost)
+            ledger.record(event)
+            return budget_status(ledger, settings, self._clock())
+
+        budget = await run_blocking(finish)
         return ChatOutcome(result=result, cache=lookup, cost_usd=cost, budget=budget, profile=profile)
 
-    async def _from_cache(self, request: ChatRequest, lookup: CacheLookup, *, tool: str, began: float) -> ChatOutcome:
+    async def _from_cache(
+        self,
+        request: ChatRequest,
+        lookup: CacheLookup,
+        *,
+        tool: str,
+        began: float,
+        ledger: UsageLedger,
+        budget: BudgetStatus,
+    ) -> ChatOutcome:
         """A cache hit: nothing is sent, nothing is spent; the ledger still counts the call."""
         assert lookup.result is not None
         elapsed = (time.perf_counter() - began) * 1000
         cached = dataclasses.replace(lookup.result, latency_ms=elapsed, fallbacks=(), trace_id=request.trace_id)
-        ledger = await run_blocking(self.state.ledger)
         event = UsageEvent(
             at=self._clock(), tool=tool, profile="cache", provider=cached.provider, model=cached.model,
             input_tokens=0, output_tokens=0, latency_ms=elapsed, cost_usd=0.0, cache_status=lookup.status,
             trace_id=request.trace_id, prompt_hash=lookup.key,
         )  # fmt: skip
         await run_blocking(lambda: ledger.record(event))
-        budget = await run_blocking(lambda: budget_status(ledger, self.state.settings, self._clock()))
+        # A hit spends nothing: the budget checked before the lookup still holds.
         return ChatOutcome(result=cached, cache=lookup, cost_usd=0.0, budget=budget, profile="cache")
