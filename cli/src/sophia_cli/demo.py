@@ -69,6 +69,7 @@ async def run_demo(*, force: bool = False) -> int:
         if not result.is_error:
             return 1
         await _semantic_demo(client)
+    await _ai_demo()
     print('\nTry it yourself:  uv run sophia call bi warehouse_query \'{"sql": "SELECT * FROM CRM.ACCOUNTS"}\'')
     return 0
 
@@ -127,3 +128,21 @@ async def _semantic_demo(client) -> None:  # type: ignore[no-untyped-def]
         {"text": "Deals over 200k need a security review before proposal.", "tags": ["policy", DEMO_TAG]},
     )
     await _show(client, "memory_recall", {"query": "what did we decide about the EMEA numbers?", "top_k": 2})
+
+
+async def _ai_demo() -> None:
+    """The AI server with no keys: what works offline, and what an LLM call asks for."""
+    entry = find_server("ai-intelligence")
+    _banner(f"Starting {entry.mcp_name} over stdio (no gateway, no keys)")
+    async with connect(entry, {"SOPHIA_PORTKEY_BASE_URL": "", "PORTKEY_API_KEY": ""}) as client:
+        await _show(
+            client,
+            "llm_estimate",
+            {"prompt": "Summarise why the Q4 deals slipped, from the call transcripts.", "output_tokens": 400},
+        )
+        await _show(client, "llm_models", {"min_context": 128000, "max_input_price": 1.0})
+        await _show(client, "llm_embed", {"texts": ["pricing pushback", "the customer wants a discount"]})
+        result = await client.call_tool("llm_chat", {"prompt": "Which deals slipped?"})
+        print('$ llm_chat {"prompt": "Which deals slipped?"}')
+        print(("needs a gateway: " if result.is_error else "") + result_text(result))
+        await _show(client, "llm_usage", {})

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sophia_shared.errors import SophiaError
+from sophia_shared.errors import NotConfigured, SophiaError
 from sophia_shared.gate import write_gate_variable
 from sophia_shared.redaction import redact, too_short_to_redact
 from sophia_shared.registry import all_setting_specs
@@ -23,6 +23,8 @@ def _check(label: str, probe: Callable[[], str], timeout: float) -> tuple[str, s
     def run() -> None:
         try:
             outcome["ok"] = probe()
+        except NotConfigured as exc:  # optional and not set up: information, not a failure
+            outcome["off"] = exc.agent_message().replace("\n", " ")
         except SophiaError as exc:
             outcome["failed"] = exc.agent_message().replace("\n", " ")
         except Exception as exc:  # a probe must report, not crash the doctor
@@ -85,5 +87,5 @@ def run_doctor(*, timeout: float) -> int:
     print("\nBackends:")
     for label, status, detail in checks:
         print(f"  {label:<34} {status:<8} {detail}")
-        failed |= status != "ok"
+        failed |= status not in ("ok", "off")
     return 1 if failed else 0

@@ -26,6 +26,12 @@ class ConfigError(SophiaError):
     kind = "configuration"
 
 
+class NotConfigured(ConfigError):
+    """An optional backend nobody set up: the tools that need it say what to set; `doctor` shows it as off."""
+
+    kind = "not configured"
+
+
 class InputError(SophiaError):
     """The caller's arguments cannot be used as given."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sophia_shared.errors import ConfigError
+from sophia_shared.errors import NotConfigured
 from sophia_shared.settings import Settings
 
 from ..settings import PROVIDER_KEYS
@@ -18,9 +18,9 @@ def open_gateway(settings: Settings) -> Gateway:
     return PortkeyGateway(settings)
 
 
-def no_gateway_error() -> ConfigError:
+def no_gateway_error() -> NotConfigured:
     keys = ", ".join(PROVIDER_KEYS.values())
-    return ConfigError(
+    return NotConfigured(
         "No LLM gateway is configured: every LLM call goes through a Portkey gateway.",
         hint=(
             "Set PORTKEY_API_KEY for Portkey's cloud, or SOPHIA_PORTKEY_BASE_URL for a self-hosted gateway (e.g. "
