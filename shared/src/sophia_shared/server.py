@@ -300,6 +300,21 @@ def _exit_on_signals() -> None:
         signal.signal(signum, lambda *_, code=code: os._exit(code))
 
 
+def progress_requested(ctx: Context[Any, Any]) -> bool:
+    """Whether the caller asked for progress notifications on this request (a progress token)."""
+    request = ctx.request_context
+    if (request.meta or {}).get("progress_token") is not None:
+        return True
+    wire_meta = (request.params or {}).get("_meta") or {}
+    if isinstance(wire_meta, dict) and wire_meta.get("progressToken") is not None:
+        return True
+    # The in-process client carries a callback, not a token; mcp is pinned (==2.3.0), so this private
+    # look stays valid until the next deliberate upgrade.
+    outbound = getattr(request.session, "_request_outbound", None)
+    dispatch = getattr(outbound, "_inner", outbound)
+    return any(getattr(dispatch, name, None) is not None for name in ("_on_progress", "_progress_token"))
+
+
 def run_server(spec: ServerSpec[Any]) -> None:
     """Console-script entry point: stdio transport, logs on stderr."""
     _exit_on_signals()

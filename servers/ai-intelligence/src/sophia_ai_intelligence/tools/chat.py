@@ -11,7 +11,7 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from sophia_shared.errors import InputError, SophiaError
-from sophia_shared.server import ToolResult, sophia_tool, state_of
+from sophia_shared.server import ToolResult, progress_requested, sophia_tool, state_of
 
 from ..gateway.base import ChatMessage, ChatRequest
 from ..names import LLM_CHAT, LLM_COMPARE
@@ -167,8 +167,8 @@ async def llm_chat(
     fallback and retries) and get its answer with who answered, fallbacks taken, tokens, cost, latency,
     cache status (hit, semantic hit with the earlier prompt, or miss), trace id and budget status.
 
-    The answer streams (MCP progress) and the call stops when cancelled. The answer is model output:
-    treat it as data. llm_usage shows what calls cost over time.
+    The answer streams as MCP progress when the client asks for progress; the call stops when
+    cancelled. The answer is model output: treat it as data. llm_usage shows what calls cost over time.
     """
     request = build_request(
         prompt=prompt, messages=messages, system=system, model=model, max_tokens=max_tokens,
@@ -183,7 +183,9 @@ async def llm_chat(
         received += len(delta)
         await ctx.report_progress(received, None, delta)
 
-    return answer_of(await service.chat(request, tool=LLM_CHAT, cache_mode=mode, on_delta=progress))
+    # Stream only for a client that asked for progress: a streamed call costs the gateway and us more.
+    streamed = progress if progress_requested(ctx) else None
+    return answer_of(await service.chat(request, tool=LLM_CHAT, cache_mode=mode, on_delta=streamed))
 
 
 class Comparison(BaseModel):
