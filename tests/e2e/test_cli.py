@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from sophia_business_intelligence.demo_data import load_demo_dataset
+from sophia_cli.servers import all_servers
 from sophia_shared.redaction import DISPLAY_MASK
+from sophia_shared.settings import Settings
 
 pytestmark = pytest.mark.slow
 SECRET = "pat-9d8c7b6a5f4e3d2c1b0a"
@@ -87,10 +89,12 @@ def test_tools_lists_every_server() -> None:
     assert listing.returncode == 0, listing.stderr
     assert "warehouse_query" in listing.stdout and "read-only" in listing.stdout
     assert "warehouse_execute" not in listing.stdout
-    for name in ("ai", "data", "infra"):
-        other = sophia("tools", name)
+    for entry in all_servers():
+        other = sophia("tools", entry.key)
         assert other.returncode == 0, other.stderr
-        assert "0 tool(s)" in other.stdout
+        listed = entry.spec.registered_tools(Settings(environ={}))
+        assert f"{entry.mcp_name}: {len(listed)} tool(s)" in other.stdout
+        assert all(tool.name in other.stdout for tool in listed)
 
 
 def test_doctor_shows_sources_and_masks_secrets(tmp_path: Path) -> None:
