@@ -1,0 +1,20 @@
+"""The data server's tool names: hints, docstrings and refusals import them, so none can drift."""
+
+from __future__ import annotations
+
+WEB_FETCH = "web_fetch"
+WEB_SEARCH = "web_search"
+WEB_EXTRACT = "web_extract"
+WEB_CRAWL = "web_crawl"
+WEB_MAP = "web_map"
+SCRAPE_PAGE = "scrape_page"
+SCRAPE_BATCH = "scrape_batch"
+APIFY_SEARCH_STORE = "apify_search_store"
+APIFY_RUN_ACTOR = "apify_run_actor"
+APIFY_DATASET_ITEMS = "apify_dataset_items"
+APIFY_RUNS = "apify_runs"
+PHANTOM_LIST_AGENTS = "phantom_list_agents"
+PHANTOM_LAUNCH = "phantom_launch"
+PHANTOM_OUTPUT = "phantom_output"
+BLOG_SEARCH = "blog_search"
+LEADS_FIND = "leads_find"
