@@ -18,6 +18,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     _spec("TWINGLY_API_KEY", "Twingly Blog Search API key.", secret=True),
     _spec("SOPHIA_TAVILY_BASE_URL", "Tavily API base (tests, proxies).", default="https://api.tavily.com"),
     _spec("SOPHIA_ZENROWS_BASE_URL", "ZenRows Universal Scraper API base.", default="https://api.zenrows.com"),
+    _spec(
+        "SOPHIA_ZENROWS_BATCH_BASE_URL",
+        "ZenRows Batch API base (tests, proxies).",
+        default="https://async.api.zenrows.com/v1",
+    ),
     _spec("SOPHIA_APIFY_BASE_URL", "Apify API base.", default="https://api.apify.com"),
     _spec("SOPHIA_PHANTOMBUSTER_BASE_URL", "PhantomBuster API base.", default="https://api.phantombuster.com"),
     _spec("SOPHIA_TWINGLY_BASE_URL", "Twingly Blog Search API base.", default="https://api.twingly.com"),
