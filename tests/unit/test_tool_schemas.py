@@ -113,13 +113,15 @@ def _agent_text(module: str, spec: ServerSpec[Any]) -> str:
 
 async def test_every_tool_name_agents_are_told_about_is_registered() -> None:
     registered = {t.name for spec in SPECS for t in spec.tools}
+    parameters = {name for spec in SPECS for t in spec.tools for name in inspect.signature(t.fn).parameters}
     prefixes = {name.split("_", 1)[0] + "_" for name in registered}
     for server in registered_servers():
         spec, text = server.spec, _agent_text(server.module, server.spec)
         mentioned = {m for p in prefixes for m in re.findall(rf"\b{p}[a-z0-9_]+\b", text)}
         # Only names shaped like our tools (prefix_verb…) are checked: `warehouse_list_tables`, not a column.
         code_names = _code_names(server.module)  # a docstring may name a module or a function
-        unknown = {m for m in mentioned if m not in registered | code_names and not m.endswith("_")}
+        known = registered | parameters | code_names
+        unknown = {m for m in mentioned if m not in known and not m.endswith("_")}
         assert not unknown, f"{spec.name}: agent-facing text names tools that do not exist: {sorted(unknown)}"
 
 

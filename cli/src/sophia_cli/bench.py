@@ -169,11 +169,35 @@ def run_bench(*, runs: int, calls: int) -> int:
     idle.close()
     _tools_list_sizes(env)
     _vector_figures()
+    from .bench_fetch import fetch_throughput
+
+    figures = fetch_throughput()
+    print(
+        f"built-in fetch (local {figures['page_kib']:.0f} KiB article)  {figures['pages_per_second']:6.1f} pages/s   "
+        f"{figures['ms_per_page']:.1f} ms each   (extraction {figures['extract_ms']:.1f} ms)"
+    )
+    _cold_starts_of_the_other_servers(env)
     from .bench_ai import ai_figures
 
     for line in ai_figures(Child, sys.executable, env):
         print(line)
     return 0
+
+
+def _cold_starts_of_the_other_servers(env: dict[str, str], runs: int = 5) -> None:
+    """Cold start of every registered server against the bare one, interleaved (target ≤ 1.15)."""
+    from sophia_shared.registry import registered_servers
+
+    bare = [sys.executable, "-m", "sophia_cli.bench_servers", "bare"]
+    for server in registered_servers():
+        argv = [sys.executable, "-m", server.module]
+        _cold_start(argv, env)
+        bare_times, times = [], []
+        for _ in range(runs):
+            bare_times.append(_cold_start(bare, env))
+            times.append(_cold_start(argv, env))
+        b, t = statistics.median(bare_times), statistics.median(times)
+        print(f"cold start {server.spec.name:<29} {t * 1000:7.1f} ms   bare {b * 1000:7.1f} ms   ratio {t / b:.2f}")
 
 
 def _tools_list_sizes(env: dict[str, str]) -> None:
