@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="load the demo dataset and query it through the BI server")
     p.add_argument("--force", action="store_true", help="replace same-named tables the demo did not create")
 
+    p = sub.add_parser("infra", help="infrastructure chores")
+    p.add_argument("action", choices=["reap"], help="reap: terminate GPU instances whose lease has expired")
+
     p = sub.add_parser("bench", help="benchmark the BI server against a bare MCPServer")
     p.add_argument("--runs", type=int, default=7, help="cold starts per server")
     p.add_argument("--calls", type=int, default=200, help="trivial calls for the overhead ratio")
@@ -99,11 +102,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .demo import run_demo
 
         return asyncio.run(run_demo(force=args.force))
+    if args.command == "infra":
+        return _reap()
     if args.command == "bench":
         from .bench import run_bench
 
         return run_bench(runs=args.runs, calls=args.calls)
     raise AssertionError(args.command)
+
+
+def _reap() -> int:
+    """`sophia infra reap` (cron-able): terminate expired leases; non-zero when one could not be."""
+    import anyio
+
+    from sophia_infrastructure.leases import reap_expired
+    from sophia_infrastructure.server import SPEC
+    from sophia_shared.settings import Settings
+
+    lines = anyio.run(reap_expired, Settings(specs=SPEC.settings))
+    for line in lines or ["No lease has expired."]:
+        print(redact(line))
+    return 1 if any("NOT terminated" in line for line in lines) else 0
 
 
 async def _tools(name: str, *, as_json: bool) -> int:

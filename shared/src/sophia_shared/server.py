@@ -15,7 +15,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Generic, TypeVar, get_type_hints
+from typing import Annotated, Any, Generic, TypeVar, get_type_hints, overload
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -135,6 +135,32 @@ def _as_mcp_function(tool: ToolDef) -> Callable[..., Awaitable[CallToolResult]]:
     return call
 
 
+class LazyTools(Sequence[ToolDef]):
+    """A server's tools, imported on first use: a server whose tool modules import heavy libraries (an
+    HTTP stack, an extractor) still answers `initialize` without them."""
+
+    def __init__(self, load: Callable[[], Sequence[ToolDef]]) -> None:
+        self._load = load
+        self._tools: tuple[ToolDef, ...] | None = None
+
+    def _loaded(self) -> tuple[ToolDef, ...]:
+        if self._tools is None:
+            self._tools = tuple(self._load())
+        return self._tools
+
+    @overload
+    def __getitem__(self, index: int) -> ToolDef: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ToolDef]: ...
+
+    def __getitem__(self, index: int | slice) -> ToolDef | Sequence[ToolDef]:
+        return self._loaded()[index]
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+
 @dataclass
 class ServerSpec(Generic[StateT]):
     """What a server is: its MCP name, tools, settings, health probe and the state its tools share.
@@ -202,7 +228,9 @@ class ServerSpec(Generic[StateT]):
 
 def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCPServer[Any]:
     """An `MCPServer` with the spec's tools; state is made lazily in the lifespan (no I/O)."""
-    settings = settings or Settings(specs=spec.all_settings())
+    # The declared settings, not `all_settings()`: that walks the tools (and may import them); a write
+    # gate resolves without being declared.
+    settings = settings or Settings(specs=spec.settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Any]:
@@ -216,7 +244,7 @@ def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCP
                     await outcome
 
     server = SophiaServer(
-        spec.registered_tools(settings),
+        lambda: spec.registered_tools(settings),
         name=spec.name,
         instructions=spec.instructions,
         version=spec.version,
@@ -230,13 +258,13 @@ class SophiaServer(MCPServer[Any]):
     starts: building a tool's schemas costs a few milliseconds each, and `initialize` need not wait
     for twenty of them. Registration runs once, on the event loop, so concurrent first calls agree."""
 
-    def __init__(self, tools: Sequence[ToolDef], **kwargs: Any) -> None:
+    def __init__(self, tools: Callable[[], Sequence[ToolDef]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._pending: list[ToolDef] | None = list(tools)
+        self._pending: Callable[[], Sequence[ToolDef]] | None = tools
 
     def _register_tools(self) -> None:
         pending, self._pending = self._pending, None
-        for tool in pending or ():
+        for tool in pending() if pending is not None else ():
             self.add_tool(
                 _as_mcp_function(tool),
                 name=tool.name,
@@ -319,7 +347,7 @@ def run_server(spec: ServerSpec[Any]) -> None:
     """Console-script entry point: stdio transport, logs on stderr."""
     _exit_on_signals()
     configure_logging()
-    settings = Settings(specs=spec.all_settings())
+    settings = Settings(specs=spec.settings)
     server = build_server(spec, settings)
     # The SDK reconfigures logging when it builds the server; put ours back on top.
     configure_logging()

@@ -9,10 +9,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import trafilatura
-from pypdf import PdfReader
-from pypdf.errors import PdfReadError
-
 from sophia_shared.errors import InputError
 
 MAX_LINKS = 100
@@ -113,6 +109,8 @@ def _pretty_json(text: str) -> str:
 
 
 def _html(body: bytes, url: str) -> Extracted:
+    import trafilatura  # ~0.2 s: loaded by the first page, not by the server's start
+
     found = trafilatura.bare_extraction(
         body,
         url=url,
@@ -162,6 +160,9 @@ def _links(markdown: str) -> tuple[Link, ...]:
 
 
 def _pdf(body: bytes, url: str) -> Extracted:
+    from pypdf import PdfReader  # ~0.3 s: loaded by the first PDF
+    from pypdf.errors import PdfReadError
+
     try:
         reader = PdfReader(io.BytesIO(body))
         if reader.is_encrypted:
