@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-import httpx
-
-from sophia_shared.http import DEFAULT_RETRY, RetryPolicy
 from sophia_shared.settings import Settings
 
-from .clients.lambda_cloud import LambdaCloud, Spacing
-from .leases import LeaseBook
+if TYPE_CHECKING:  # imported on first use: the HTTP stack must not slow `initialize`
+    import httpx
+
+    from sophia_shared.http import RetryPolicy
+
+    from .clients.lambda_cloud import LambdaCloud, Spacing
+    from .leases import LeaseBook
 
 
 class InfraState:
@@ -21,11 +24,13 @@ class InfraState:
         settings: Settings,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        retry: RetryPolicy | None = None,
         leases: LeaseBook | None = None,
         request_spacing: Spacing | None = None,
         launch_spacing: Spacing | None = None,
     ) -> None:
+        from .leases import LeaseBook
+
         self.settings = settings
         self.leases = leases or LeaseBook()
         self._transport = transport
@@ -35,12 +40,16 @@ class InfraState:
         self._lambda: LambdaCloud | None = None
 
     def lambda_cloud(self) -> LambdaCloud:
+        from sophia_shared.http import DEFAULT_RETRY
+
+        from .clients.lambda_cloud import LambdaCloud
+
         with self._lock:
             if self._lambda is None:
                 self._lambda = LambdaCloud(
                     self.settings,
                     transport=self._transport,
-                    retry=self._retry,
+                    retry=self._retry or DEFAULT_RETRY,
                     leases=self.leases,
                     request_spacing=self._spacings[0],
                     launch_spacing=self._spacings[1],
