@@ -200,6 +200,42 @@ def make_client(
     )
 
 
+class SettingReader(Protocol):
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+
+
+class LazyClient:
+    """A vendor's client made on its first call: the base-URL setting may open Pulumi ESC, which must
+    happen off the event loop and never while tools are listed."""
+
+    def __init__(
+        self,
+        settings: SettingReader,
+        base_url_variable: str,
+        default_base_url: str,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self._variable = base_url_variable
+        self._default = default_base_url
+        self._options: dict[str, Any] = {"timeout": timeout, "retry": retry, "transport": transport}
+        self._client: httpx.AsyncClient | None = None
+
+    async def get(self) -> httpx.AsyncClient:
+        if self._client is None:
+            base = await anyio.to_thread.run_sync(self._settings.get, self._variable)
+            self._client = make_client(base_url=(base or self._default).rstrip("/"), **self._options)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
 # -- one call: credential, auth refresh, error mapping, JSON --------------------------------------
 
 

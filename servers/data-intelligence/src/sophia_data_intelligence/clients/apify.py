@@ -20,7 +20,7 @@ import httpx
 
 from sophia_shared.errors import BackendError, InputError, SophiaError
 from sophia_shared.gate import require_write
-from sophia_shared.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, make_client, request_json
+from sophia_shared.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, LazyClient, RetryPolicy, request_json
 from sophia_shared.settings import Settings
 
 from ..names import APIFY_DATASET_ITEMS, APIFY_RUNS
@@ -286,29 +286,18 @@ class ApifyClient:
         finish_grace_seconds: float = FINISH_GRACE_SECONDS,
     ) -> None:
         self._settings = settings
-        self._transport = transport
         self._timeout = timeout
-        self._retry = retry
         self._max_wait = max_wait_for_finish
         self._grace = finish_grace_seconds
-        self._http: httpx.AsyncClient | None = None
+        self._http = LazyClient(
+            settings, BASE_URL_VARIABLE, DEFAULT_BASE_URL, timeout=timeout, retry=retry, transport=transport
+        )
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._http.aclose()
 
     async def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            # Settings may open Pulumi ESC, so off the event loop; made on first call, not while tools list.
-            base = await anyio.to_thread.run_sync(self._settings.get, BASE_URL_VARIABLE)
-            self._http = make_client(
-                base_url=(base or DEFAULT_BASE_URL).rstrip("/"),
-                timeout=self._timeout,
-                retry=self._retry,
-                transport=self._transport,
-            )
-        return self._http
+        return await self._http.get()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return await request_json(

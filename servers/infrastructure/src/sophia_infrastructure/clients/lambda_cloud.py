@@ -24,7 +24,7 @@ import httpx
 
 from sophia_shared.errors import AuthError, BackendError, ConfigError, InputError, PolicyError, SophiaError
 from sophia_shared.gate import require_write
-from sophia_shared.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, make_client, request_json
+from sophia_shared.http import DEFAULT_RETRY, DEFAULT_TIMEOUT, LazyClient, RetryPolicy, request_json
 from sophia_shared.settings import Settings
 
 from ..leases import Lease, LeaseBook, utc_now
@@ -420,31 +420,22 @@ class LambdaCloud:
     ) -> None:
         self._settings = settings
         self._key = _LambdaKey(settings)
-        self._transport = transport
-        self._timeout = timeout
-        self._retry = retry
         self.leases = leases or LeaseBook()
         self._request_spacing = request_spacing or Spacing(REQUEST_INTERVAL)
         self._launch_spacing = launch_spacing or Spacing(LAUNCH_INTERVAL)
         self.now = now
-        self._http: httpx.AsyncClient | None = None
+        limited = RateLimitedTransport(
+            transport or httpx.AsyncHTTPTransport(), self._request_spacing, self._launch_spacing
+        )
+        self._http = LazyClient(
+            settings, BASE_URL_VARIABLE, DEFAULT_BASE_URL, timeout=timeout, retry=retry, transport=limited
+        )
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._http.aclose()
 
     async def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            base = await anyio.to_thread.run_sync(self._settings.get, BASE_URL_VARIABLE)
-            inner = self._transport or httpx.AsyncHTTPTransport()
-            self._http = make_client(
-                base_url=(base or DEFAULT_BASE_URL).rstrip("/"),
-                timeout=self._timeout,
-                retry=self._retry,
-                transport=RateLimitedTransport(inner, self._request_spacing, self._launch_spacing),
-            )
-        return self._http
+        return await self._http.get()
 
     async def _data(self, method: str, path: str, **kwargs: Any) -> Any:
         """The `data` of Lambda's `{data: …}` envelope; failures translated by the envelope's `code`."""
