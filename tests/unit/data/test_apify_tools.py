@@ -20,14 +20,14 @@ from sophia_data_intelligence.settings import SETTINGS
 from sophia_data_intelligence.state import DataState
 from sophia_data_intelligence.tools.apify import (
     APIFY_TOOLS,
-    WEB_CLOSE,
-    WEB_OPEN,
     dataset_items,
     items_result,
     list_runs,
     run_actor,
     search_store,
 )
+from sophia_data_intelligence.tools.common import DATA_CLOSE as WEB_CLOSE
+from sophia_data_intelligence.tools.common import DATA_OPEN as WEB_OPEN
 from sophia_shared.errors import InputError
 from sophia_shared.http import RetryPolicy
 from sophia_shared.server import ServerSpec, build_server
