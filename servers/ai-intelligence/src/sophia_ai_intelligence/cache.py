@@ -25,7 +25,7 @@ from sophia_shared.errors import ConfigError, InputError
 from sophia_shared.settings import Settings
 
 from .gateway.base import ChatRequest, ChatResult
-from .ledger import ai_state_dir, create_schema, open_state_db
+from .state_db import ai_state_dir, create_schema, open_state_db
 
 if TYPE_CHECKING:
     import numpy as np
