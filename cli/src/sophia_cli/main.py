@@ -52,7 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmark the BI server against a bare MCPServer")
     p.add_argument("--runs", type=int, default=7, help="cold starts per server")
     p.add_argument("--calls", type=int, default=200, help="trivial calls for the overhead ratio")
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{module}").register(sub)
     return parser
+
+
+# Commands that live in a module of their own: each has `register(sub)`, which adds its parser and
+# sets `handler` (a function of the parsed arguments returning the exit code). Keep their imports
+# light: heavy ones go inside the handler.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,6 +90,9 @@ def _describe_failure(exc: BaseException) -> str:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     if args.command == "serve":
         entry = find_server(args.server)
         importlib.import_module(entry.module).main()
