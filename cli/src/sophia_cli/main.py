@@ -8,11 +8,12 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from sophia_shared.errors import SophiaError
 from sophia_shared.redaction import redact
 
-from .servers import all_servers, find_server
+from .servers import ServerEntry, all_servers, find_server
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,8 +27,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("server", help=f"one of: {names} (or {aliases})")
 
     p = sub.add_parser("tools", help="list a server's tools through a real MCP client")
-    p.add_argument("server")
-    p.add_argument("--json", action="store_true", help="print the raw tool definitions")
+    p.add_argument("server", nargs="?", help=f"one of: {names} (or {aliases}); or --all")
+    p.add_argument("--json", action="store_true", help="print the raw tool definitions (with --all: the figures)")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every server: tool count and the size of its tools/list (what it costs a client's context)",
+    )
+    p.add_argument(
+        "--gates-open",
+        action="store_true",
+        help="open every write gate for the listing (the write tools count too)",
+    )
 
     p = sub.add_parser("call", help="call one tool through a real MCP client over stdio")
     p.add_argument("server")
@@ -98,7 +109,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         importlib.import_module(entry.module).main()
         return 0
     if args.command == "tools":
-        return asyncio.run(_tools(args.server, as_json=args.json))
+        if args.all == bool(args.server):
+            print("sophia tools: name one server, or pass --all for every server.", file=sys.stderr)
+            return 2
+        if args.all:
+            return asyncio.run(_tool_costs(gates_open=args.gates_open, as_json=args.json))
+        return asyncio.run(_tools(args.server, as_json=args.json, gates_open=args.gates_open))
     if args.command == "call":
         return asyncio.run(_call(args.server, args.tool, args.arguments, as_json=args.json))
     if args.command == "doctor":
@@ -137,11 +153,67 @@ def _reap() -> int:
     return 1 if any("NOT terminated" in line for line in lines) else 0
 
 
-async def _tools(name: str, *, as_json: bool) -> int:
+def _gates(entry: ServerEntry) -> dict[str, str]:
+    """Every write gate of a server, open: what `--gates-open` adds to its environment."""
+    from sophia_shared.gate import write_gate_variable
+
+    spec = entry.spec
+    return {write_gate_variable(spec.gate_of(t)): "1" for t in spec.tools if t.writes}
+
+
+def _wire_size(definition: Any) -> int:
+    """Bytes of JSON as tools/list carries it (compact, UTF-8)."""
+    return len(json.dumps(definition, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+async def _tool_costs(*, gates_open: bool, as_json: bool) -> int:
+    """`sophia tools --all`: each server's tool count and tools/list size, per tool and in all, and the suite's."""
+    from .client import connect
+
+    rows: list[dict[str, Any]] = []
+    failed = []
+    for entry in all_servers():
+        try:
+            async with connect(entry, _gates(entry) if gates_open else None) as client:
+                tools = (await client.list_tools()).tools
+        except Exception as exc:  # one server that will not start (a bad allow-list) does not hide the rest
+            failed.append(f"{entry.mcp_name}: did not start ({_describe_failure(exc)}); its own message is above.")
+            continue
+        definitions = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
+        rows.append(
+            {
+                "server": entry.mcp_name,
+                "tools": len(definitions),
+                "bytes": _wire_size(definitions),
+                "largest": sorted(((_wire_size(d), d["name"]) for d in definitions), reverse=True)[:3],
+            }
+        )
+    count, size = sum(r["tools"] for r in rows), sum(r["bytes"] for r in rows)
+    if as_json:
+        figures = [{k: v for k, v in r.items() if k != "largest"} for r in rows]
+        print(json.dumps({"gates_open": gates_open, "servers": figures, "tools": count, "bytes": size}, indent=2))
+    else:
+        print(f"tools/list cost per server ({'every write gate open' if gates_open else 'write gates as configured'})")
+        print(f"  {'server':<30} {'tools':>5} {'total':>9} {'per tool':>9}  largest")
+        for r in rows:
+            largest = ", ".join(f"{name} {n / 1024:.1f}" for n, name in r["largest"])
+            print(f"  {r['server']:<30} {r['tools']:>5} {_kb(r['bytes'])} {_kb(r['bytes'], r['tools'])}  {largest}")
+        print(f"  {'suite':<30} {count:>5} {_kb(size)} {_kb(size, count)}")
+        print("Target: ≤ 1.5 KB per tool. Fewer tools: SOPHIA_<SERVER>_TOOLS / SOPHIA_<SERVER>_TOOLS_EXCLUDE.")
+    for line in failed:
+        print(redact(line), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _kb(size: int, per: int = 1) -> str:
+    return f"{size / max(per, 1) / 1024:6.2f} KB"
+
+
+async def _tools(name: str, *, as_json: bool, gates_open: bool = False) -> int:
     from .client import connect
 
     entry = find_server(name)
-    async with connect(entry) as client:
+    async with connect(entry, _gates(entry) if gates_open else None) as client:
         tools = (await client.list_tools()).tools
     if as_json:
         print(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools], indent=2))

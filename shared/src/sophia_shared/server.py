@@ -12,9 +12,11 @@ import json
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Annotated, Any, Generic, TypeVar, get_type_hints, overload
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -22,8 +24,15 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
-from .errors import SophiaError
-from .gate import write_gate_variable, writes_allowed
+from .errors import ConfigError, SophiaError
+from .gate import (
+    ToolSelection,
+    select_tools,
+    tools_exclude_variable,
+    tools_variable,
+    write_gate_variable,
+    writes_allowed,
+)
 from .logs import configure_logging
 from .output import RESULT_CEILING_BYTES
 from .redaction import redact, redact_obj
@@ -160,6 +169,21 @@ class LazyTools(Sequence[ToolDef]):
     def __len__(self) -> int:
         return len(self._loaded())
 
+    @property
+    def loaded(self) -> bool:
+        return self._tools is not None
+
+
+def tool_names_in(module: ModuleType, *, exclude: Sequence[str] = ()) -> tuple[str, ...]:
+    """The tool names a server's `names.py` defines (its upper-case string constants), known without
+    importing the tools: `ServerSpec(tool_names=tool_names_in(names))` lets allow-lists be checked
+    before a lazy server loads its tool modules."""
+    return tuple(
+        value
+        for key, value in vars(module).items()
+        if key.isupper() and isinstance(value, str) and value not in exclude
+    )
+
 
 @dataclass
 class ServerSpec(Generic[StateT]):
@@ -173,6 +197,9 @@ class ServerSpec(Generic[StateT]):
     key: str  # "business_intelligence": names the write-gate variable and the ESC group
     instructions: str
     tools: Sequence[ToolDef]
+    # Every tool's name, known without importing the tools (from names.py): a lazy server's allow-lists are
+    # then checked at startup without loading its tool modules. Empty: read from `tools`.
+    tool_names: Sequence[str] = ()
     make_state: Callable[[Settings], StateT] | None = None
     close_state: Callable[[StateT], Awaitable[None] | None] | None = None
     settings: Sequence[SettingSpec] = ()
@@ -192,6 +219,14 @@ class ServerSpec(Generic[StateT]):
         return write_gate_variable(self.key)
 
     @property
+    def tools_variable(self) -> str:
+        return tools_variable(self.key)
+
+    @property
+    def tools_exclude_variable(self) -> str:
+        return tools_exclude_variable(self.key)
+
+    @property
     def has_write_tools(self) -> bool:
         return any(t.writes for t in self.tools)
 
@@ -199,8 +234,18 @@ class ServerSpec(Generic[StateT]):
         """The key of the gate a write tool waits for: its own, or the server's."""
         return tool.gate or self.key
 
+    def known_tool_names(self) -> tuple[str, ...]:
+        """Every tool's name, gated ones included; from `tool_names` when declared (no tool import)."""
+        if self.tool_names and not (isinstance(self.tools, LazyTools) and self.tools.loaded):
+            return tuple(self.tool_names)
+        return tuple(t.name for t in self.tools)
+
+    def tool_selection(self, settings: Settings) -> ToolSelection:
+        """The tools its allow-lists keep; a ConfigError (naming its tools) for an unknown name or none left."""
+        return select_tools(settings, self.key, self.known_tool_names(), server=self.name, aliases=self.aliases)
+
     def all_settings(self) -> tuple[SettingSpec, ...]:
-        """The server's declared settings, plus one variable per write gate its tools use."""
+        """The server's declared settings, plus its allow-lists and one variable per write gate its tools use."""
         gates = dict.fromkeys(self.gate_of(t) for t in self.tools if t.writes)
         declared = tuple(
             SettingSpec(
@@ -214,7 +259,16 @@ class ServerSpec(Generic[StateT]):
             )
             for key in gates
         )
-        return (*declared, *self.settings)
+        lists = (
+            SettingSpec(
+                self.tools_variable,
+                self.key,
+                False,
+                "Only these tools are offered (comma-separated names or patterns like web_*; all when unset).",
+            ),
+            SettingSpec(self.tools_exclude_variable, self.key, False, "These tools are not offered (comma-separated)."),
+        )
+        return (*declared, *lists, *self.settings)
 
     def registered_tools(self, settings: Settings) -> list[ToolDef]:
         """The tools to list: write tools only when the write gate is on.
@@ -223,14 +277,38 @@ class ServerSpec(Generic[StateT]):
         are listed while the server builds, before `initialize`, and an unreachable remote ESC would
         stall that (12 s observed). A gate kept only in remote ESC therefore does not open writes.
         """
-        return [t for t in self.tools if not t.writes or writes_allowed(settings, self.gate_of(t))]
+        selection = self.tool_selection(settings)
+        tools = [
+            t for t in self.tools if t.name in selection and (not t.writes or writes_allowed(settings, self.gate_of(t)))
+        ]
+        if not tools and selection.kept is not None:
+            # The allow-lists named only write tools whose gate is closed (known only once the tools load).
+            log.error(
+                "%s offers no tool: %s keeps only write tools and their write gate is off.",
+                self.name,
+                self.tools_variable,
+            )
+        return tools
+
+    def unlisted(self, settings: Settings) -> dict[str, str]:
+        """Why each declared tool that is not offered is not: its allow-list, or its closed write gate."""
+        reasons = dict(self.tool_selection(settings).left_out)
+        for tool in self.tools:
+            if tool.name not in reasons and tool.writes and not writes_allowed(settings, self.gate_of(tool)):
+                variable = write_gate_variable(self.gate_of(tool))
+                reasons[tool.name] = (
+                    f"{tool.name} writes, so it is offered only when {variable}=1 (set in the environment, the "
+                    "local ESC file or .env, then restart the server)."
+                )
+        return reasons
 
 
 def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCPServer[Any]:
     """An `MCPServer` with the spec's tools; state is made lazily in the lifespan (no I/O)."""
     # The declared settings, not `all_settings()`: that walks the tools (and may import them); a write
-    # gate resolves without being declared.
+    # gate or an allow-list resolves without being declared.
     settings = settings or Settings(specs=spec.settings)
+    spec.tool_selection(settings)  # a bad allow-list fails here, before the server starts
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Any]:
@@ -245,6 +323,7 @@ def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCP
 
     server = SophiaServer(
         lambda: spec.registered_tools(settings),
+        lambda: spec.unlisted(settings),
         name=spec.name,
         instructions=spec.instructions,
         version=spec.version,
@@ -258,9 +337,15 @@ class SophiaServer(MCPServer[Any]):
     starts: building a tool's schemas costs a few milliseconds each, and `initialize` need not wait
     for twenty of them. Registration runs once, on the event loop, so concurrent first calls agree."""
 
-    def __init__(self, tools: Callable[[], Sequence[ToolDef]], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tools: Callable[[], Sequence[ToolDef]],
+        unlisted: Callable[[], Mapping[str, str]] = dict,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._pending: Callable[[], Sequence[ToolDef]] | None = tools
+        self._unlisted = unlisted
 
     def _register_tools(self) -> None:
         pending, self._pending = self._pending, None
@@ -280,6 +365,11 @@ class SophiaServer(MCPServer[Any]):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         self._register_tools()
+        if self._tool_manager.get_tool(name) is None:
+            # A tool the server has but does not offer: say why, rather than "Unknown tool".
+            reason = self._unlisted().get(name)
+            if reason is not None:
+                raise ToolError(reason)
         return await super().call_tool(name, arguments, context)
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
@@ -288,29 +378,77 @@ class SophiaServer(MCPServer[Any]):
 
 
 def _compact_schemas(server: MCPServer[Any], name: str) -> None:
-    """Trim what tools/list costs the client's context (the suite aims at ≤ 1.5 KB per tool): drop the
-    `title` pydantic puts on every schema node, and the field descriptions of output schemas (the tool
-    description and the text rendering explain results; input descriptions stay, the LLM needs them)."""
+    """Trim what tools/list costs the client's context (the suite aims at ≤ 1.5 KB per tool).
+
+    Inputs lose the `title` pydantic puts on every node and empty defaults (`""`, `[]`, `{}`: a parameter
+    left out of `required` is already optional); their descriptions and real defaults stay, the LLM needs
+    them. Outputs keep the result's own fields and their types; they lose titles, field descriptions (the
+    tool description and the text rendering explain results), defaults, `required` (every field of a
+    result is always sent), the `anyOf` wrapper around an optional value (`{"type": ["string", "null"]}`
+    says the same) and the shapes of nested records (`$defs`: a nested model is typed `object`, an enum
+    stays whole). Clients still validate structured content against what is left."""
     registered = server._tool_manager.get_tool(name)
     if registered is None:
         return
-    registered.parameters = _trimmed(registered.parameters, drop=("title",))
+    registered.parameters = _trimmed(registered.parameters, drop=("title",), empty_defaults=True)
     metadata = registered.fn_metadata
     if metadata.output_schema is not None:
-        metadata.output_schema = _trimmed(metadata.output_schema, drop=("title", "description"))
+        flat = _without_refs(metadata.output_schema, metadata.output_schema.get("$defs", {}))
+        metadata.output_schema = _trimmed(flat, drop=("title", "description", "default", "required"), nullable=True)
 
 
-def _trimmed(schema: Any, *, drop: tuple[str, ...], names: bool = False) -> Any:
-    """`schema` without the `drop` keywords; keys of `properties`/`$defs` are names, never dropped."""
+_EMPTY: tuple[Any, ...] = ("", [], {})
+
+
+def _without_refs(schema: Any, defs: dict[str, Any]) -> Any:
+    """`schema` with each `$ref` to a nested model typed `object`, other refs (enums) inlined, no `$defs`."""
     if isinstance(schema, dict):
-        return {
-            key: _trimmed(value, drop=drop, names=key in ("properties", "$defs") and not names)
-            for key, value in schema.items()
-            if names or key not in drop
-        }
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            target = defs.get(ref.removeprefix("#/$defs/"), {})
+            inlined = {"type": "object"} if target.get("type", "object") == "object" else target
+            return {**{k: v for k, v in schema.items() if k != "$ref"}, **inlined}
+        return {key: _without_refs(value, defs) for key, value in schema.items() if key != "$defs"}
     if isinstance(schema, list):
-        return [_trimmed(item, drop=drop) for item in schema]
+        return [_without_refs(item, defs) for item in schema]
     return schema
+
+
+def _trimmed(schema: Any, *, drop: tuple[str, ...], empty_defaults: bool = False, nullable: bool = False) -> Any:
+    """`schema` without the `drop` keywords; keys of `properties`/`$defs` are names, never dropped."""
+
+    def walk(node: Any, names: bool = False) -> Any:
+        if isinstance(node, dict):
+            if names:
+                return {key: walk(value) for key, value in node.items()}
+            trimmed = {
+                key: walk(value, names=key in ("properties", "$defs"))
+                for key, value in node.items()
+                if key not in drop and not (empty_defaults and key == "default" and value in _EMPTY)
+            }
+            return _type_or_null(trimmed) if nullable else trimmed
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(schema)
+
+
+def _type_or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`{"anyOf": [{"type": "string"}, {"type": "null"}]}` → `{"type": ["string", "null"]}`; others unchanged."""
+    variants = schema.get("anyOf")
+    if not isinstance(variants, list) or len(variants) != 2 or {"type": "null"} not in variants:
+        return schema
+    (value,) = [v for v in variants if v != {"type": "null"}]
+    if (
+        not isinstance(value.get("type"), str)
+        or "enum" in value
+        or "const" in value
+        or set(value) & set(schema) - {"anyOf"}
+    ):
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**rest, **value, "type": [value["type"], "null"]}
 
 
 def state_of(ctx: Context[Any, Any], kind: type[StateT]) -> StateT:
@@ -348,7 +486,12 @@ def run_server(spec: ServerSpec[Any]) -> None:
     _exit_on_signals()
     configure_logging()
     settings = Settings(specs=spec.settings)
-    server = build_server(spec, settings)
+    try:
+        server = build_server(spec, settings)
+    except ConfigError as exc:
+        # A startup error the user reads in the client's server log: what is wrong and what to set.
+        print(redact(exc.agent_message()), file=sys.stderr, flush=True)
+        sys.exit(2)
     # The SDK reconfigures logging when it builds the server; put ours back on top.
     configure_logging()
     server.run()
