@@ -7,12 +7,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from sophia_shared.errors import NotConfigured, SophiaError
+from sophia_shared.errors import ConfigError, NotConfigured, SophiaError
 from sophia_shared.gate import write_gate_variable
 from sophia_shared.redaction import redact, too_short_to_redact
 from sophia_shared.registry import all_setting_specs
 from sophia_shared.settings import Settings
 
+from .secrets_check import missing_lines
 from .servers import all_servers
 
 
@@ -52,9 +53,9 @@ def run_doctor(*, timeout: float) -> int:
     short = [r.name for r in rows if r.secret and too_short_to_redact(r.value)]
     if short:
         print(f"  WARNING: {', '.join(short)} too short to be masked in output; is the value right?")
-    unset_secrets = [s.name for s in settings.specs.values() if s.secret and settings.resolve(s.name) is None]
-    if unset_secrets:
-        print(f"  not set: {', '.join(unset_secrets)}")
+    # Missing credentials per server, with the ESC key to add (`sophia secrets check` has the full table).
+    for line in missing_lines(settings):
+        print(redact(line))
 
     print("\nSources:")
     esc_ref = settings.esc_ref
@@ -76,8 +77,14 @@ def run_doctor(*, timeout: float) -> int:
     print("\nServers:")
     checks = []
     for entry in all_servers():
-        listed = entry.spec.registered_tools(settings)
-        hidden = [t for t in entry.spec.tools if t not in listed]
+        try:
+            listed = entry.spec.registered_tools(settings)
+        except ConfigError as exc:  # e.g. an allow-list naming a tool the server does not have
+            failed = True
+            print(redact(f"  {entry.mcp_name:<30} WILL NOT START: {exc.agent_message()}".replace("\n", " ")))
+            continue
+        selected = entry.spec.tool_selection(settings)
+        hidden = [t for t in entry.spec.tools if t not in listed and t.name in selected]
         gates = sorted({write_gate_variable(entry.spec.gate_of(t)) for t in hidden})
         extra = f" ({len(hidden)} more with {' / '.join(f'{g}=1' for g in gates)})" if hidden else ""
         print(f"  {entry.mcp_name:<30} {len(listed)} tool(s){extra}{'' if entry.spec.tools else ' (none yet)'}")

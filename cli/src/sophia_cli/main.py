@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 # Commands that live in a module of their own: each has `register(sub)`, which adds its parser and
 # sets `handler` (a function of the parsed arguments returning the exit code). Keep their imports
 # light: heavy ones go inside the handler.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("secrets",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

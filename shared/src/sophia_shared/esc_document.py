@@ -2,9 +2,11 @@
 
 Values reach settings two ways: the `environmentVariables` block (name → value as-is, wins on a
 conflict) and the groups the caller names (`business_intelligence: {snowflake-password: …}` →
-SNOWFLAKE_PASSWORD). A setting is one string: booleans become "true"/"false", numbers their JSON
-text; objects, arrays, nulls and unknown (not yet resolvable) values are skipped, because no setting
-takes structured data and a JSON-encoded object would only fail later, further away.
+SNOWFLAKE_PASSWORD). Groups follow `secret_groups`, the table `sophia secrets export` writes with: a
+vendor variable counts only in the group that table names for it, so what export writes is what is
+read. A setting is one string: booleans become "true"/"false", numbers their JSON text; objects,
+arrays, nulls and unknown (not yet resolvable) values are skipped, because no setting takes
+structured data and a JSON-encoded object would only fail later, further away.
 """
 
 from __future__ import annotations
@@ -12,19 +14,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .secret_groups import group_of, group_variable
 from .sources import SourceValues
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_TEXT = "[unknown]"
 SECRET_TEXT = "[secret]"  # noqa: S105 - the placeholder ESC prints for a redacted secret
-
-_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _Unknown:
@@ -121,12 +121,6 @@ def _setting_text(value: Any) -> str | None:
     return None
 
 
-def group_variable(key: str) -> str | None:
-    """`some-key` in an ESC group → `SOME_KEY`; None if that is no variable name."""
-    name = key.replace("-", "_").upper()
-    return name if _VARIABLE.match(name) else None
-
-
 def source_values(
     label: str,
     document: EscDocument,
@@ -163,6 +157,10 @@ def source_values(
             variable = group_variable(key)
             if variable is None:
                 log.debug("ESC key %s.%s does not name a variable; not used.", group, key)
+                continue
+            home = group_of(variable)
+            if home is not None and home != group:
+                log.debug("ESC key %s.%s belongs in group %s; not used.", group, key, home)
                 continue
             offer(variable, value, (group, key))
     return SourceValues(label, values, frozenset(secrets), expires_at)

@@ -130,21 +130,7 @@ def open_esc_environment(ref: str, *, token: str, backend_url: str | None, group
 
 
 def _open_with_sdk(ref: EscRef, token: str, base: str) -> EscDocument:
-    try:
-        import pulumi_esc_sdk as esc  # ~0.4 s to import, so only when ESC is configured
-        import urllib3
-    except ImportError as exc:
-        raise _SdkUnavailable(f"pulumi-esc-sdk is not importable ({exc.name})") from None
-
-    api_url = base + "/api/esc"
-    config = esc.Configuration(host=api_url, access_token=token)
-    # Our deadline bounds the open; urllib3's default three retries would multiply it. (The SDK
-    # declares `retries = None`, hence the ignore.)
-    config.retries = urllib3.Retry(connect=0, read=0, status=0, other=0, redirect=3)  # type: ignore[assignment]
-    client = esc.EscClient(config)
-    # EscClient rewrites the host to <scheme>://<netloc>/api/esc, dropping the path of a self-hosted
-    # backend URL; the configuration is read on every request, so put the full URL back.
-    config.host = api_url
+    esc, urllib3, client = _sdk_client(token, base)
     deadline = time.monotonic() + TIMEOUT_SECONDS
 
     def remaining() -> float:
@@ -178,6 +164,26 @@ def _open_with_sdk(ref: EscRef, token: str, base: str) -> EscDocument:
         raise _SdkUnavailable(f"request failed ({exc.reason})") from None
     except ValueError as exc:  # includes pydantic's ValidationError
         raise _SdkUnavailable(f"unexpected answer from ESC ({exc})") from None
+
+
+def _sdk_client(token: str, base: str) -> tuple[Any, Any, Any]:
+    """The SDK module, urllib3 and an `EscClient` for `base` (raises _SdkUnavailable if not importable)."""
+    try:
+        import pulumi_esc_sdk as esc  # ~0.4 s to import, so only when ESC is configured
+        import urllib3
+    except ImportError as exc:
+        raise _SdkUnavailable(f"pulumi-esc-sdk is not importable ({exc.name})") from None
+
+    api_url = base + "/api/esc"
+    config = esc.Configuration(host=api_url, access_token=token)
+    # Our deadline bounds each call; urllib3's default three retries would multiply it. (The SDK
+    # declares `retries = None`, hence the ignore.)
+    config.retries = urllib3.Retry(connect=0, read=0, status=0, other=0, redirect=3)  # type: ignore[assignment]
+    client = esc.EscClient(config)
+    # EscClient rewrites the host to <scheme>://<netloc>/api/esc, dropping the path of a self-hosted
+    # backend URL; the configuration is read on every request, so put the full URL back.
+    config.host = api_url
+    return esc, urllib3, client
 
 
 def _json_body(response: Any, ref: EscRef, base: str) -> dict[str, Any]:
@@ -293,3 +299,116 @@ def _scrub(text: str, token: str) -> str:
     # The token must never reach a message, even if a library or the CLI echoes it. (Below the
     # redactor's minimum length a "token" is no real token, and replacing it would garble words.)
     return text.replace(token, MASK) if len(token) >= MIN_SECRET_LENGTH else text
+
+
+# -- reading and writing an environment's definition (`sophia secrets export`) -----------------
+
+
+@dataclass(frozen=True)
+class EnvironmentDefinition:
+    """An environment's YAML definition as ESC stores it, and the ETag of that revision."""
+
+    text: str
+    etag: str | None
+
+
+class ConcurrentEditError(ConfigError):
+    """The environment changed between reading its definition and writing it back."""
+
+
+def read_definition(ref: str, *, token: str, backend_url: str | None) -> EnvironmentDefinition | None:
+    """The definition of `ref` (GET, YAML) with its ETag; None when the environment does not exist."""
+    target, base = parse_ref(ref), backend_base_url(backend_url)
+    response = _definition_call(
+        token,
+        base,
+        lambda client, timeout: client.esc_api.get_environment_without_preload_content(
+            target.org, target.project, target.env, _request_timeout=timeout
+        ),
+    )
+    status, body, headers = response
+    if status == 404:
+        return None
+    _definition_status(status, body, target, base, "read")
+    return EnvironmentDefinition(body.decode("utf-8", errors="replace"), headers.get("ETag") or None)
+
+
+def create_environment(ref: str, *, token: str, backend_url: str | None) -> None:
+    """Create the empty environment `ref` (POST /environments/{org}: project and name)."""
+    target, base = parse_ref(ref), backend_base_url(backend_url)
+
+    def create(client: Any, timeout: float) -> Any:
+        from pulumi_esc_sdk.models.create_environment import CreateEnvironment
+
+        body = CreateEnvironment(project=target.project, name=target.env)
+        return client.esc_api.create_environment_without_preload_content(target.org, body, _request_timeout=timeout)
+
+    status, body, _ = _definition_call(token, base, create)
+    if status == 409:
+        raise ConcurrentEditError(
+            f"Pulumi ESC environment {target} was created by someone else meanwhile; nothing was written.",
+            hint="Run the command again: it will merge into the new environment.",
+        )
+    _definition_status(status, body, target, base, "create")
+
+
+def update_definition(ref: str, text: str, *, etag: str | None, token: str, backend_url: str | None) -> None:
+    """Replace the definition of `ref` (PATCH, YAML), only if it is still at `etag` (If-Match)."""
+    target, base = parse_ref(ref), backend_base_url(backend_url)
+    headers = {"If-Match": etag} if etag else {}
+    status, body, _ = _definition_call(
+        token,
+        base,
+        lambda client, timeout: client.esc_api.update_environment_yaml_without_preload_content(
+            target.org,
+            target.project,
+            target.env,
+            text,
+            _content_type="application/x-yaml",
+            _headers=headers,
+            _request_timeout=timeout,
+        ),
+    )
+    if status in {409, 412}:
+        raise ConcurrentEditError(
+            f"Pulumi ESC environment {target} was changed by someone else since it was read "
+            f"(HTTP {status}); nothing was written.",
+            hint="Run the command again: it reads the new revision, merges into it and shows the diff.",
+        )
+    _definition_status(status, body, target, base, "update")
+
+
+def _definition_call(token: str, base: str, call: Any) -> tuple[int, bytes, dict[str, str]]:
+    """Run one raw SDK call; its status, body and headers. No CLI fallback: these calls write."""
+    try:
+        esc, urllib3, client = _sdk_client(token, base)
+    except _SdkUnavailable as exc:
+        raise _unreachable(base, str(exc)) from None
+    try:
+        response = call(client, TIMEOUT_SECONDS)
+        try:
+            return int(response.status), bytes(response.data or b""), dict(response.headers)
+        finally:
+            response.release_conn()
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _unreachable(base, _network_reason(exc)) from None
+    except esc.ApiException as exc:
+        raise _unreachable(base, _scrub(f"request failed ({exc.reason})", token)) from None
+
+
+def _definition_status(status: int, body: bytes, ref: EscRef, base: str, action: str) -> None:
+    if status in {200, 204}:
+        return
+    if status in {401, 403}:
+        raise _token_rejected(ref, status)
+    if status == 404:
+        raise ConfigError(
+            f"Pulumi ESC could not {action} {ref}: organization or project not found at {base} (HTTP 404).",
+            hint=f"Check the reference and that the token's user is a member of `{ref.org}`. {_REF_HINT}",
+        )
+    if status == 400:
+        raise ConfigError(
+            f"Pulumi ESC refused to {action} {ref}: {_diagnostics(body)}.",
+            hint=f"Fix the definition (`esc env get {ref}` shows it), then retry.",
+        )
+    raise _unreachable(base, f"ESC answered HTTP {status} to {action} {ref}")
