@@ -32,6 +32,7 @@ class Redactor:
         self._lock = threading.Lock()
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._stale = False  # values changed since the pattern was compiled
 
     def register(self, value: str | None) -> None:
         if not value or len(value) < MIN_SECRET_LENGTH:
@@ -50,24 +51,34 @@ class Redactor:
         with self._lock:
             before = len(self._values)
             self._values |= {v for v in variants if len(v) >= MIN_SECRET_LENGTH}
-            if len(self._values) != before:
-                ordered = sorted(self._values, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            # Compiled on the next redaction, not here: registering N values stays O(N).
+            self._stale |= len(self._values) != before
 
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
             self._pattern = None
+            self._stale = False
+
+    def _current(self) -> re.Pattern[str] | None:
+        if not self._stale:
+            return self._pattern
+        with self._lock:
+            if self._stale:
+                ordered = sorted(self._values, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+                self._stale = False
+            return self._pattern
 
     def redact(self, text: str) -> str:
-        pattern = self._pattern
+        pattern = self._current()
         if pattern is None or not text:
             return text
         return pattern.sub(MASK, text)
 
     def redact_obj(self, obj: Any) -> Any:
         """Redact every string inside a JSON-like structure (keys included), and numbers equal to a secret."""
-        if self._pattern is None:
+        if self._current() is None:
             return obj
         if isinstance(obj, str):
             return self.redact(obj)
