@@ -314,6 +314,9 @@ async def test_the_tool_returns_delimited_markdown_with_metadata_and_a_paging_hi
     assert data["title"] == "Why Small Batches Win" and data["author"] == "Priya Raman"
     assert data["content"].startswith(fetch_tool.DATA_OPEN) and data["content"].endswith(fetch_tool.DATA_CLOSE)
     assert data["truncated"] and data["next_start_index"] == 400
+    # Echoes of the arguments stay in the payload but cost no tools/list bytes.
+    assert data["url"] == web.url("/article") and data["start_index"] == 0
+    assert not {"url", "start_index"} & set((tools[WEB_FETCH].output_schema or {})["properties"])
     text = result.content[0].text
     assert text.index(fetch_tool.DATA_OPEN) < text.index("Why Small Batches Win") < text.index(fetch_tool.DATA_CLOSE)
     assert f"Call {WEB_FETCH} again with the same url and start_index=400" in text
