@@ -181,6 +181,10 @@ def run_bench(*, runs: int, calls: int) -> int:
 
     for line in ai_figures(Child, sys.executable, env):
         print(line)
+    from .bench_infra import infra_figures
+
+    for line in infra_figures(Child, env):
+        print(line)
     return 0
 
 

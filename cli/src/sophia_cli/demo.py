@@ -70,6 +70,7 @@ async def run_demo(*, force: bool = False) -> int:
             return 1
         await _semantic_demo(client)
     await _ai_demo()
+    await _infra_demo(settings)
     print('\nTry it yourself:  uv run sophia call bi warehouse_query \'{"sql": "SELECT * FROM CRM.ACCOUNTS"}\'')
     return 0
 
@@ -146,3 +147,72 @@ async def _ai_demo() -> None:
         print('$ llm_chat {"prompt": "Which deals slipped?"}')
         print(("needs a gateway: " if result.is_error else "") + result_text(result))
         await _show(client, "llm_usage", {})
+
+
+DEMO_STACK = "demo"  # the stack `sophia-demo` of the sophia-ai project
+
+
+async def _infra_demo(settings: Settings) -> None:
+    """The suite's own sophia-ai stack on the embedded local backend: preview, up, scale data 3 → 5 with the diff,
+    outputs, destroy; then the Lambda launch dry run when a key is set."""
+    from sophia_infrastructure.pulumi.cli import INSTALL_HINT, find_cli
+    from sophia_shared.errors import SophiaError
+
+    try:
+        find_cli(settings)
+    except SophiaError:
+        print(f"\n(Infrastructure demo skipped: the Pulumi CLI was not found. {INSTALL_HINT})")
+        return
+    entry = find_server("infrastructure")
+    _banner(f"Starting {entry.mcp_name} over stdio (embedded local Pulumi backend)")
+    # The demo always uses the embedded file:// backend, whatever Pulumi Cloud settings exist.
+    env = {"SOPHIA_INFRASTRUCTURE_ALLOW_WRITE": "1", "PULUMI_BACKEND_URL": "", "PULUMI_ACCESS_TOKEN": ""}
+    async with connect(entry, env) as client:
+        stack: dict[str, object] = {"stack": DEMO_STACK}
+        _banner("Preview the sophia-ai stack (changes nothing)")
+        first = await client.call_tool("stack_preview", stack)
+        print(f"$ stack_preview {json.dumps(stack)}")
+        print(result_text(first))
+        if first.is_error:
+            print("(Infrastructure demo stopped: the suite's program cannot run here; see the message above.)")
+            return
+        _banner("Apply it (stack_up)")
+        await _show(client, "stack_up", stack)
+        _banner("Scale the data workload from 3 to 5 replicas: the diff, then apply")
+        scale: dict[str, object] = {"workload": "data", "replicas": 5, **stack}
+        await _show(client, "stack_scale", scale)
+        await _show(client, "stack_scale", {**scale, "dry_run": False})
+        _banner("Outputs and history")
+        await _show(client, "stack_outputs", stack)
+        await _show(client, "stack_history", {**stack, "limit": 5})
+        _banner("Destroy it (confirm = the stack name)")
+        await _show(client, "stack_destroy", {**stack, "confirm": f"sophia-{DEMO_STACK}", "remove_stack": True})
+    if settings.get("LAMBDA_API_KEY") or settings.get("LAMBDA_LABS_API_KEY"):
+        await _lambda_dry_run(entry)
+
+
+async def _lambda_dry_run(entry) -> None:  # type: ignore[no-untyped-def]
+    """The cheapest GPU with capacity, and what launching it would cost: a dry run, nothing is launched."""
+    _banner("Lambda Cloud: the cheapest GPU with capacity, and a launch dry run")
+    async with connect(entry, {"SOPHIA_INFRASTRUCTURE_ALLOW_WRITE": "1"}) as client:
+        types = await client.call_tool("gpu_types", {})
+        print("$ gpu_types {}")
+        print(result_text(types).splitlines()[0] if not types.is_error else result_text(types))
+        offers = [t for t in (types.structured_content or {}).get("items", []) if t.get("regions_with_capacity")]
+        keys = await client.call_tool("gpu_account", {"kind": "ssh_keys"})
+        names = [k.get("name", "") for k in (keys.structured_content or {}).get("items", [])]
+        if types.is_error or not offers or not names:
+            print("(No type with capacity or no SSH key in the account: the launch dry run is skipped.)")
+            return
+        cheapest = offers[0]
+        await _show(
+            client,
+            "gpu_launch",
+            {
+                "instance_type": cheapest["name"],
+                "region": cheapest["regions_with_capacity"][0],
+                "ssh_key": names[0],
+                "lease_hours": 2,
+                "dry_run": True,
+            },
+        )

@@ -49,11 +49,6 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="what is configured, from where, and whether it answers")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each backend")
 
-    p = sub.add_parser("config", help="print a ready-to-paste MCP client config")
-    p.add_argument("client", choices=["cursor", "claude"])
-    p.add_argument("--uv", action="store_true", help="launch through `uv run` instead of the venv scripts")
-    p.add_argument("--all", action="store_true", help="include servers that have no tools yet")
-
     p = sub.add_parser("demo", help="load the demo dataset and query it through the BI server")
     p.add_argument("--force", action="store_true", help="replace same-named tables the demo did not create")
 
@@ -72,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 # Commands that live in a module of their own: each has `register(sub)`, which adds its parser and
 # sets `handler` (a function of the parsed arguments returning the exit code). Keep their imports
 # light: heavy ones go inside the handler.
-COMMAND_MODULES: tuple[str, ...] = ("secrets",)
+COMMAND_MODULES: tuple[str, ...] = ("config", "bundle", "inspect", "secrets")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,11 +116,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .doctor import run_doctor
 
         return run_doctor(timeout=args.timeout)
-    if args.command == "config":
-        from .config import client_config
-
-        print(json.dumps(client_config(args.client, use_uv=args.uv, include_empty=args.all), indent=2))
-        return 0
     if args.command == "demo":
         from .demo import run_demo
 

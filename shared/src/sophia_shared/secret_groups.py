@@ -19,8 +19,9 @@ class VendorPrefix:
     vendor: str  # "Tavily": the feature, as `sophia secrets check` groups settings
 
 
-# The seed's grouping, plus OPENAI_ and ANTHROPIC_: the AI server declares both keys, and a table
-# without them would leave two of its routing targets out of every export.
+# The seed's grouping, plus OPENAI_ and ANTHROPIC_ (the AI server declares both keys, and a table
+# without them would leave two of its routing targets out of every export) and the cost report's
+# Prometheus token.
 VENDOR_PREFIXES: tuple[VendorPrefix, ...] = (
     VendorPrefix("ARIZE_", "ai_intelligence", "Arize"),
     VendorPrefix("OPENROUTER_", "ai_intelligence", "OpenRouter"),
@@ -37,6 +38,7 @@ VENDOR_PREFIXES: tuple[VendorPrefix, ...] = (
     VendorPrefix("LAMBDA_", "infrastructure", "Lambda Cloud"),
     VendorPrefix("DOCKER_", "infrastructure", "Docker Hub"),
     VendorPrefix("PULUMI_", "infrastructure", "Pulumi"),
+    VendorPrefix("SOPHIA_PROMETHEUS_", "infrastructure", "Prometheus"),
     VendorPrefix("SNOWFLAKE_", "business_intelligence", "Snowflake"),
     VendorPrefix("PINECONE_", "business_intelligence", "Pinecone"),
 )

@@ -27,7 +27,8 @@ _CORE = [
         "PULUMI_BACKEND_URL",
         "core",
         False,
-        "Pulumi Cloud API base as the Pulumi CLI uses it (default https://api.pulumi.com).",
+        "Pulumi backend: a Pulumi Cloud API base (default https://api.pulumi.com) or a self-managed backend "
+        "(file://DIR, s3://...) for the infrastructure stacks; unset and no token: file:// in the data dir.",
     ),
     SettingSpec("SOPHIA_ESC_FILE", "core", False, "Local ESC-format YAML file (default ~/.config/sophia/esc.yaml)."),
     SettingSpec("SOPHIA_DOTENV", "core", False, "Path of the .env file to read (default ./.env)."),

@@ -39,8 +39,8 @@ class Workload:
     port: int = 0  # 0: no Service
     gpus: int = 0  # nvidia.com/gpu limit; > 0 also pins the pod to the A10 node pool
     autoscaler: Autoscaler | None = None
-    # Monthly cost of one replica in USD: the node share its requests take (computed from
-    # the request and the node price in `NODE_PRICES`), used by the cost report.
+    # The cost of one replica is computed in suite/costs.py (replica_month_usd) from the requests
+    # and its node price table. Only the gateway has a port: the four servers speak stdio.
 
     @property
     def config_key(self) -> str:
