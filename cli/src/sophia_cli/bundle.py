@@ -23,7 +23,7 @@ from sophia_shared.errors import InputError
 from sophia_shared.registry import GROUP
 from sophia_shared.setting_specs import CORE_SETTINGS, SettingSpec
 
-from .servers import ServerEntry, find_server
+from .servers import ServerEntry, find_server, workspace_root
 
 MANIFEST_VERSION = "0.4"
 PYTHON = ">=3.11"
@@ -34,14 +34,6 @@ ENTRY_POINT = "server/main.py"
 _CORE_OFFERED = ("SOPHIA_ESC_ENV", "PULUMI_ACCESS_TOKEN", "SOPHIA_DATA_DIR")
 # Endpoint overrides exist for tests and proxies, not for an install dialog.
 _NOT_OFFERED = ("BASE_URL", "_HOST", "_PORT", "_PROTOCOL", "ENDPOINT")
-
-
-def _workspace_root() -> Path:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "uv.lock").exists():
-            return parent
-    return Path.cwd()
 
 
 def distribution_of(entry: ServerEntry) -> str:
@@ -191,7 +183,7 @@ class Bundle:
 
 def build_bundle(name: str, out_dir: Path, *, root: Path | None = None) -> Bundle:
     """The bundle's directory (`out_dir/<server>/`) and its archive (`out_dir/<server>-<version>.mcpb`)."""
-    root = root or _workspace_root()
+    root = root or workspace_root()
     entry = find_server(name)
     version = str(entry.spec.version)
     distribution = distribution_of(entry)

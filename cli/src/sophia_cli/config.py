@@ -23,7 +23,7 @@ from typing import Any
 
 from sophia_shared.setting_specs import CORE_SETTINGS, SettingSpec
 
-from .servers import ServerEntry, all_servers
+from .servers import ServerEntry, all_servers, workspace_root
 
 CLIENTS = ("cursor", "claude")
 # Core settings worth carrying into a client's config when exported (the rest locate secrets or logs).
@@ -37,14 +37,6 @@ IMAGE_TAG = "latest"
 CONTAINER_DATA_DIR = "/data"
 DATA_VOLUME = "sophia-data"  # a named volume when the user has not chosen a host directory
 _DATA_SERVERS = ("business_intelligence",)
-
-
-def _workspace_root() -> Path:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "uv.lock").exists():
-            return parent
-    return Path.cwd()
 
 
 def image_name(entry: ServerEntry) -> str:
@@ -71,7 +63,7 @@ def _is_host_path(name: str, value: str) -> bool:
 
 
 def dotenv_path(environ: dict[str, str]) -> Path:
-    return Path(environ.get("SOPHIA_DOTENV") or _workspace_root() / ".env").expanduser().resolve()
+    return Path(environ.get("SOPHIA_DOTENV") or workspace_root() / ".env").expanduser().resolve()
 
 
 def client_config(
@@ -98,7 +90,7 @@ def client_config(
 
 
 def _local_server(client: str, entry: ServerEntry, environ: dict[str, str], use_uv: bool) -> dict[str, Any]:
-    root = _workspace_root()
+    root = workspace_root()
     script = Path(sys.executable).parent / entry.script
     if use_uv or not script.exists():
         command, args = shutil.which("uv") or "uv", ["run", "--frozen", "--directory", str(root), entry.script]

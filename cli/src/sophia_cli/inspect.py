@@ -25,24 +25,16 @@ from typing import Any
 from sophia_shared.errors import InputError
 from sophia_shared.setting_specs import CORE_SETTINGS, is_secret_name
 
-from .servers import ServerEntry, find_server
+from .servers import ServerEntry, find_server, workspace_root
 
 INSPECTOR_PACKAGE = "@modelcontextprotocol/inspector"
 # Not settings, but where the server finds its files when no setting says (data dir, ESC file).
 _LOCATION_VARIABLES = ("XDG_CONFIG_HOME", "XDG_DATA_HOME")
 
 
-def _workspace_root() -> Path:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "package.json").exists() and (parent / "uv.lock").exists():
-            return parent
-    return Path.cwd()
-
-
 def find_inspector(root: Path | None = None) -> Path:
     """The Inspector installed by `npm install` in the checkout, else one on PATH."""
-    local = (root or _workspace_root()) / "node_modules" / ".bin" / "mcp-inspector"
+    local = (root or workspace_root()) / "node_modules" / ".bin" / "mcp-inspector"
     if local.exists():
         return local
     found = shutil.which("mcp-inspector")
@@ -50,7 +42,7 @@ def find_inspector(root: Path | None = None) -> Path:
         return Path(found)
     raise InputError(
         "The MCP Inspector is not installed.",
-        hint=f"Run `npm install --no-package-lock` in {root or _workspace_root()} (it installs {INSPECTOR_PACKAGE} "
+        hint=f"Run `npm install --no-package-lock` in {root or workspace_root()} (it installs {INSPECTOR_PACKAGE} "
         "from package.json); Node 20 or newer is needed.",
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sophia_shared.errors import InputError
@@ -62,3 +63,12 @@ def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra or {})
     return env
+
+
+def workspace_root() -> Path:
+    """The checkout this command runs from (the folder holding uv.lock), else the working directory."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "uv.lock").exists():
+            return parent
+    return Path.cwd()

@@ -46,7 +46,7 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh checkout (no .env yet) whose default .env the examples show, not the test's isolated one."""
     root = tmp_path / "sophia-mcp-suite"
     root.mkdir()
-    monkeypatch.setattr(config_module, "_workspace_root", lambda: root)
+    monkeypatch.setattr(config_module, "workspace_root", lambda: root)
     monkeypatch.delenv("SOPHIA_DOTENV", raising=False)
     return root
 
