@@ -32,6 +32,28 @@ export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
 log() { echo "build-pulumi: $*" >&2; }
 
+# Copies the versioned replace directives of a module's go.mod (given as a file) into the wrapper
+# module in the current directory; local ones (`=> ../sdk`) become plain requires instead.
+copy_replaces() {
+  python3 - "$1" <<'PY' | while read -r rep; do go mod edit -replace="$rep"; done
+import re, sys
+text = open(sys.argv[1]).read()
+lines = []
+for block in re.findall(r"^replace \((.*?)^\)", text, re.M | re.S):
+    lines += block.splitlines()
+lines += [m for m in re.findall(r"^replace (.+)$", text, re.M) if not m.startswith("(")]
+for line in lines:
+    line = line.split("//")[0].strip()
+    if "=>" not in line:
+        continue
+    old, new = (part.strip() for part in line.split("=>"))
+    parts = new.split()
+    if len(parts) != 2 or parts[0].startswith("."):
+        continue  # local path replace
+    print(f"{old.replace(' ', '@')}={parts[0]}@{parts[1]}")
+PY
+}
+
 build_cli() {
   if [[ -x "$out/pulumi" && -x "$out/pulumi-resource-pulumi-python" ]] \
     && [[ "$("$out/pulumi" version 2>/dev/null)" == "v$PULUMI_VERSION" ]]; then
@@ -51,23 +73,7 @@ build_cli() {
     local gomod
     gomod="$(go mod download -json "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" \
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
-    python3 - "$gomod" <<'PY' | while read -r rep; do go mod edit -replace="$rep"; done
-import re, sys
-text = open(sys.argv[1]).read()
-lines = []
-for block in re.findall(r"^replace \((.*?)^\)", text, re.M | re.S):
-    lines += block.splitlines()
-lines += [m for m in re.findall(r"^replace (.+)$", text, re.M) if not m.startswith("(")]
-for line in lines:
-    line = line.split("//")[0].strip()
-    if "=>" not in line:
-        continue
-    old, new = (part.strip() for part in line.split("=>"))
-    parts = new.split()
-    if len(parts) != 2 or parts[0].startswith("."):
-        continue  # local path replace
-    print(f"{old.replace(' ', '@')}={parts[0]}@{parts[1]}")
-PY
+    copy_replaces "$gomod"
     cat > tools.go <<'GO'
 //go:build tools
 
@@ -101,29 +107,11 @@ build_k8s() {
     go mod download -json "$K8S_PROVIDER_MODULE@$K8S_PROVIDER_PSEUDO" >"$work/provider.json"
     provider_dir="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$work/provider.json")"
     provider_mod="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["GoMod"])' "$work/provider.json")"
-    # Copy the provider's versioned replaces (its sdk replace is a local ../sdk).
-    python3 - "$provider_mod" <<'PY' | while read -r rep; do go mod edit -replace="$rep"; done
-import re, sys
-text = open(sys.argv[1]).read()
-lines = []
-for block in re.findall(r"^replace \((.*?)^\)", text, re.M | re.S):
-    lines += block.splitlines()
-lines += [m for m in re.findall(r"^replace (.+)$", text, re.M) if not m.startswith("(")]
-for line in lines:
-    line = line.split("//")[0].strip()
-    if "=>" not in line:
-        continue
-    old, new = (part.strip() for part in line.split("=>"))
-    parts = new.split()
-    if len(parts) != 2 or parts[0].startswith("."):
-        continue
-    print(f"{old.replace(' ', '@')}={parts[0]}@{parts[1]}")
-PY
+    copy_replaces "$provider_mod"
     # main.go embeds generated files missing from the module zip: copy the command and generate.
     mkdir -p cmd
     cp -r "$provider_dir/cmd/pulumi-resource-kubernetes" cmd/
     chmod -R u+w cmd
-    sed -i "s#^package main#package main#" cmd/pulumi-resource-kubernetes/main.go
     go mod tidy -e >/dev/null 2>&1 || go mod tidy
     (cd cmd/pulumi-resource-kubernetes && VERSION="$K8S_VERSION" go run generate.go)
     go build -trimpath \
