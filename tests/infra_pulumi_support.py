@@ -95,9 +95,11 @@ except ImportError:  # pragma: no cover - pulumi is a dependency of the infrastr
 
 
 class FileProvider(ResourceProvider):  # type: ignore[misc]
-    """A file per resource: `path` change replaces it, `content` change updates it in place."""
+    """A file per resource: `path` change replaces it, `content` change updates it in place. A resource whose
+    `fail` prop is true fails to be written, as a real apply can (the preview still succeeds)."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        _fail_if_asked(props)
         path = Path(props["path"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(str(props["content"]), encoding="utf-8")
@@ -114,6 +116,7 @@ class FileProvider(ResourceProvider):  # type: ignore[misc]
         return DiffResult(changes=bool(changed), replaces=["path"] if "path" in changed else [])
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        _fail_if_asked(news)
         path = Path(news["path"])
         path.write_text(str(news["content"]), encoding="utf-8")
         _journal(path, "update")
@@ -123,6 +126,11 @@ class FileProvider(ResourceProvider):  # type: ignore[misc]
         path = Path(props["path"])
         path.unlink(missing_ok=True)
         _journal(path, "delete")
+
+
+def _fail_if_asked(props: dict[str, Any]) -> None:
+    if props.get("fail"):
+        raise RuntimeError(f"refused to write {Path(props['path']).name}: the test asked this write to fail")
 
 
 def _journal(path: Path, op: str) -> None:
@@ -168,7 +176,8 @@ def files_program() -> None:
 def workloads_program() -> None:
     """A stand-in for the suite's program with the same config keys: one file per workload whose content holds
     its replica count (`{workload}_replicas`, the topology's default when unset), created one after another
-    (each waits `delay` seconds) so an update lasts long enough to be cancelled."""
+    (each waits `delay` seconds) so an update lasts long enough to be cancelled. A workload whose count equals
+    `fail_replicas` fails to be written, so an up can be made to fail."""
     import pulumi
     from pulumi.dynamic import Resource
 
@@ -181,10 +190,16 @@ def workloads_program() -> None:
     config = pulumi.Config()
     directory = Path(config.require("dir"))
     delay = config.get_float("delay") or 0
+    fail_at = config.get_int("fail_replicas")
     previous: File | None = None
     for item in WORKLOADS.values():
         replicas = config.get_int(item.config_key) or item.replicas
-        props = {"path": str(directory / f"{item.key}.yaml"), "content": f"replicas: {replicas}", "delay": delay}
+        props = {
+            "path": str(directory / f"{item.key}.yaml"),
+            "content": f"replicas: {replicas}",
+            "delay": delay,
+            "fail": replicas == fail_at,
+        }
         previous = File(item.key, props, pulumi.ResourceOptions(depends_on=[previous] if previous else []))
         pulumi.export(item.config_key, replicas)
     secret = config.get_secret("api_token")

@@ -230,3 +230,62 @@ async def test_a_stack_locked_by_another_process_names_how_to_clear_it(
         assert not list(lock_dir.glob("*.json"))
         await _call(client, STACK_UP, {"stack": "dev"})
     assert (files / "data.yaml").read_text() == "replicas: 4"
+
+
+async def test_a_failed_scale_puts_the_previous_replicas_back(pulumi_env: dict[str, str], tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    async with _client(pulumi_env, files) as client:
+        await _call(client, STACK_UP, {"stack": "dev"})
+        await _call(client, STACK_CONFIG_SET, {"stack": "dev", "key": "fail_replicas", "value": "5"})
+
+        # The key was unset: after the failed up it is unset again.
+        failed = await client.call_tool(STACK_SCALE, {"workload": "data", "replicas": 5, "dry_run": False})
+        assert failed.is_error
+        said = _text(failed)
+        assert "refused to write data.yaml" in said
+        assert "config change was undone" in said and "data_replicas removed (it was unset)" in said
+        values = (await _call(client, STACK_CONFIG, {"stack": "dev"})).structured_content["values"]
+        assert "sophia-ai:data_replicas" not in values
+        assert (files / "data.yaml").read_text() == "replicas: 3"
+
+        # The key was set: after the failed up it holds its old value.
+        await _call(client, STACK_SCALE, {"workload": "data", "replicas": 4, "dry_run": False})
+        await _call(client, STACK_CONFIG_SET, {"stack": "dev", "key": "fail_replicas", "value": "6"})
+        failed = await client.call_tool(STACK_SCALE, {"workload": "data", "replicas": 6, "dry_run": False})
+        assert failed.is_error and "data_replicas set back to 4" in _text(failed)
+        kept = await _call(client, STACK_CONFIG, {"stack": "dev", "key": "data_replicas"})
+        assert kept.structured_content["values"] == {"sophia-ai:data_replicas": "4"}
+        assert (files / "data.yaml").read_text() == "replicas: 4"
+
+        # Nothing is left behind: the program, the config and the resources agree again.
+        after = await _call(client, STACK_PREVIEW, {"stack": "dev"})
+        assert after.structured_content["counts"] == {"same": 6}
+        again = await _call(client, STACK_SCALE, {"workload": "data", "replicas": 5})
+        assert again.structured_content["current"] == 4
+
+
+async def test_a_cancelled_scale_puts_the_previous_replicas_back(pulumi_env: dict[str, str], tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    async with _client(pulumi_env, files) as client:
+        # Five resources one after another, 1 s each: the up lasts long enough to be cancelled.
+        await _call(client, STACK_CONFIG_SET, {"stack": "dev", "key": "delay", "value": "1"})
+        results: list[Any] = []
+
+        async def scale() -> None:
+            args = {"workload": "data", "replicas": 5, "dry_run": False}
+            results.append(await client.call_tool(STACK_SCALE, args))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(scale)
+            for _ in range(600):  # until the up has made its first resource
+                if (files / "ai.yaml").exists():
+                    break
+                await anyio.sleep(0.1)
+            cancelled = await _call(client, STACK_CANCEL, {"stack": "dev"})
+            assert "SIGINT" in _text(cancelled)
+        (result,) = results
+        assert result.is_error
+        assert "cancelled" in _text(result) and "data_replicas removed (it was unset)" in _text(result)
+        values = (await _call(client, STACK_CONFIG, {"stack": "dev"})).structured_content["values"]
+        assert "sophia-ai:data_replicas" not in values and values["sophia-ai:delay"] == "1"
+    assert not (files / "data.yaml").exists() or (files / "data.yaml").read_text() == "replicas: 3"

@@ -339,20 +339,13 @@ class StackEngine:
     ) -> Outcome:
         """What `up` would change. `config` values apply to this preview only; a stack that does not exist yet
         is previewed in a scratch stack that is removed afterwards, so a preview never changes anything."""
-        from pulumi import automation as auto
-
         name = project.stack_name(stack)
         with self._exclusive("preview", project, name) as running:
             started = time.monotonic()
             target, created = self._create_or_select(project, name)
-            saved: dict[str, Any] = {}
+            saved: dict[str, auto.ConfigValue | None] = {}
             try:
-                if config:
-                    current = target.get_all_config()
-                    for key in config:
-                        full = key if ":" in key else f"{project.name}:{key}"
-                        saved[key] = current.get(full)
-                    target.set_all_config({k: auto.ConfigValue(v) for k, v in config.items()})
+                saved = _apply_config(target, project, config)
                 log = EventLog("preview", name, on_progress)
                 target.preview(on_event=log, color="never")
                 self._raise_if_interrupted(running, log, "preview", name)
@@ -360,22 +353,34 @@ class StackEngine:
                 if created:
                     target.workspace.remove_stack(name)
                 else:
-                    for key, old in saved.items():
-                        if old is None:
-                            target.remove_config(key)
-                        else:
-                            target.set_config(key, old)
+                    _restore_config(target, saved)
             note = f"The stack does not exist yet; {STACK_UP} creates it." if created else ""
             return Outcome("preview", name, log.counts(), log.changes(), seconds=_since(started), note=note)
 
-    def up(self, project: Project, stack: str, *, on_progress: ProgressCallback | None = None) -> Outcome:
+    def up(
+        self,
+        project: Project,
+        stack: str,
+        *,
+        config: Mapping[str, str] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Outcome:
+        """Apply the stack. `config` values are saved first, in the same operation (no other operation can slip
+        in between); when the up fails or is cancelled they are set back, so a failed change leaves no trace."""
         name = project.stack_name(stack)
         with self._exclusive("up", project, name) as running:
             started = time.monotonic()
             target, _ = self._create_or_select(project, name)
-            log = EventLog("up", name, on_progress)
-            result = target.up(on_event=log, color="never")
-            self._raise_if_interrupted(running, log, "up", name)
+            saved = _apply_config(target, project, config)
+            try:
+                log = EventLog("up", name, on_progress)
+                result = target.up(on_event=log, color="never")
+                self._raise_if_interrupted(running, log, "up", name)
+            except Exception as exc:
+                if not saved:
+                    raise
+                failure = exc if isinstance(exc, SophiaError) else self._translate(exc, "up", name, running)
+                raise _with_config_note(failure, _restored(target, saved, name)) from None
             return Outcome(
                 "up", name, log.counts(), log.changes(), masked_outputs(result.outputs), seconds=_since(started)
             )
@@ -432,6 +437,53 @@ class StackEngine:
     def _raise_if_interrupted(running: _Running, log: EventLog, operation: str, name: str) -> None:
         if running.interrupted:
             raise SophiaError(f"The {operation} of {name} was cancelled.")
+
+
+def _apply_config(
+    target: auto.Stack, project: Project, config: Mapping[str, str] | None
+) -> dict[str, auto.ConfigValue | None]:
+    """Set `config` on the stack; returns each key's previous value (None: it was unset) for `_restore_config`."""
+    from pulumi import automation as auto
+
+    if not config:
+        return {}
+    current = target.get_all_config()
+    saved = {key: current.get(key if ":" in key else f"{project.name}:{key}") for key in config}
+    target.set_all_config({k: auto.ConfigValue(v) for k, v in config.items()})
+    return saved
+
+
+def _restore_config(target: auto.Stack, saved: Mapping[str, auto.ConfigValue | None]) -> None:
+    for key, old in saved.items():
+        if old is None:
+            target.remove_config(key)
+        else:
+            target.set_config(key, old)
+
+
+def _restored(target: auto.Stack, saved: Mapping[str, auto.ConfigValue | None], name: str) -> str:
+    """Set the saved config back and say what was done (secret values are never named)."""
+    said = ", ".join(
+        f"{key} removed (it was unset)" if old is None else f"{key} set back to {SECRET if old.secret else old.value}"
+        for key, old in saved.items()
+    )
+    try:
+        _restore_config(target, saved)
+    except Exception as exc:  # the failure that matters is the up's; this one is reported with it
+        return (
+            f"The config of {name} could NOT be restored ({type(exc).__name__}: {short(str(exc), 300)}); it "
+            f"still holds the new value(s). Set them back with {STACK_CONFIG_SET}: {said}."
+        )
+    return f"The config change was undone, so {name} is as before the call: {said}."
+
+
+def _with_config_note(error: SophiaError, note: str) -> SophiaError:
+    """The same error (same kind and hint) with what happened to the config added to its message."""
+    try:
+        again = type(error)(f"{error.message.rstrip()}\n{note}", hint=error.hint)
+    except TypeError:  # a subclass with another signature: keep its kind through the base class
+        again = SophiaError(f"{error.message.rstrip()}\n{note}", hint=error.hint)
+    return again
 
 
 def _merged(counts: Mapping[Any, Any]) -> dict[str, int]:

@@ -503,7 +503,8 @@ async def stack_scale(
     dry_run: Annotated[bool, Field(description="True (default): preview only; false applies (write gate).")] = True,
 ) -> ScaleResult:
     """Scale a workload of the suite's sophia-ai stack: sets {workload}_replicas (absolute or by factor; at least 1,
-    within the HPA bounds where it has one), previews and shows the diff. Runs up only with dry_run=false."""
+    within the HPA bounds where it has one), previews and shows the diff. Runs up only with dry_run=false; if that
+    up fails or is cancelled, the previous replica setting is restored and the error says so."""
     try:
         chosen = find_workload(workload)
     except KeyError as exc:
@@ -518,8 +519,11 @@ async def stack_scale(
         )
     else:
         _gate(state, f"scale {chosen.key} on stack {project.stack_name(stack)}")
-        await run_blocking(lambda: engine.set_config(project, stack, chosen.config_key, str(target), secret=False))
-        outcome = await _operate(ctx, engine, project, stack, lambda cb: engine.up(project, stack, on_progress=cb))
+        change = {chosen.config_key: str(target)}
+        # Saved and applied in one operation: if the up fails or is cancelled, the old value is put back.
+        outcome = await _operate(
+            ctx, engine, project, stack, lambda cb: engine.up(project, stack, config=change, on_progress=cb)
+        )
     return ScaleResult(
         workload=chosen.key,
         config_key=chosen.config_key,
