@@ -241,7 +241,8 @@ async def _call(name: str, tool: str, raw_arguments: str, *, as_json: bool) -> i
     entry = find_server(name)
     async with connect(entry) as client:
         known = {t.name for t in (await client.list_tools()).tools}
-        if tool not in known:
+        # A tool the server has but does not offer (write gate, allow-list): the server says why.
+        if tool not in known and tool not in entry.spec.known_tool_names():
             listing = ", ".join(sorted(known)) or "none"
             print(f"sophia call: {entry.mcp_name} has no tool '{tool}'. Its tools: {listing}.", file=sys.stderr)
             return 2
