@@ -39,20 +39,24 @@ def _find_cli() -> Path | None:
     return None
 
 
-# Resolved at import, before the suite's fixtures replace HOME with a temporary one.
+# Resolved at import, before the suite's fixtures replace HOME and clear SOPHIA_* variables.
 FOUND_CLI = _find_cli()
+REQUIRE_PULUMI = os.environ.get("SOPHIA_REQUIRE_PULUMI") == "1"
+KUBERNETES_PLUGIN_OVERRIDE = os.environ.get("SOPHIA_PULUMI_KUBERNETES_PLUGIN", "")
+
+
+def missing_tool(reason: str) -> None:
+    """Skip with the reason, or fail under SOPHIA_REQUIRE_PULUMI=1 (CI), where the tools must be there."""
+    if REQUIRE_PULUMI:
+        pytest.fail(f"SOPHIA_REQUIRE_PULUMI=1 but {reason}")
+    pytest.skip(f"{reason}; SOPHIA_REQUIRE_PULUMI=1 turns this skip into a failure")
 
 
 @pytest.fixture(scope="session")
 def pulumi_cli() -> Path:
     if FOUND_CLI is None:
-        reason = (
-            "the Pulumi CLI is not built: run scripts/build-pulumi.sh (or set SOPHIA_PULUMI_CLI); "
-            "SOPHIA_REQUIRE_PULUMI=1 turns this skip into a failure"
-        )
-        if os.environ.get("SOPHIA_REQUIRE_PULUMI") == "1":
-            pytest.fail(f"SOPHIA_REQUIRE_PULUMI=1 but {reason}")
-        pytest.skip(reason)
+        missing_tool("the Pulumi CLI is not built: run scripts/build-pulumi.sh (or set SOPHIA_PULUMI_CLI)")
+    assert FOUND_CLI is not None
     return FOUND_CLI
 
 

@@ -224,11 +224,15 @@ async def test_a_stack_locked_by_another_process_names_how_to_clear_it(
         locked = await client.call_tool(STACK_SCALE, {"workload": "data", "replicas": 4, "dry_run": False})
         assert locked.is_error
         assert "locked" in _text(locked) and STACK_CANCEL in _text(locked) and "pulumi cancel" in _text(locked)
+        # The refused scale left nothing behind: its config change was undone.
+        assert "data_replicas removed (it was unset)" in _text(locked)
         assert (files / "data.yaml").read_text() == "replicas: 3"
         cleared = await _call(client, STACK_CANCEL, {"stack": "dev"})
         assert "lock" in _text(cleared)
         assert not list(lock_dir.glob("*.json"))
         await _call(client, STACK_UP, {"stack": "dev"})
+        assert (files / "data.yaml").read_text() == "replicas: 3"
+        await _call(client, STACK_SCALE, {"workload": "data", "replicas": 4, "dry_run": False})
     assert (files / "data.yaml").read_text() == "replicas: 4"
 
 
@@ -259,7 +263,7 @@ async def test_a_failed_scale_puts_the_previous_replicas_back(pulumi_env: dict[s
 
         # Nothing is left behind: the program, the config and the resources agree again.
         after = await _call(client, STACK_PREVIEW, {"stack": "dev"})
-        assert after.structured_content["counts"] == {"same": 6}
+        assert after.structured_content["counts"] == {"same": 5}
         again = await _call(client, STACK_SCALE, {"workload": "data", "replicas": 5})
         assert again.structured_content["current"] == 4
 

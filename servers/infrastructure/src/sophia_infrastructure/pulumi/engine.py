@@ -474,7 +474,10 @@ def _restored(target: auto.Stack, saved: Mapping[str, auto.ConfigValue | None], 
             f"The config of {name} could NOT be restored ({type(exc).__name__}: {short(str(exc), 300)}); it "
             f"still holds the new value(s). Set them back with {STACK_CONFIG_SET}: {said}."
         )
-    return f"The config change was undone, so {name} is as before the call: {said}."
+    return (
+        f"The config change was undone: {said}. Resources the operation changed before it stopped stay recorded "
+        f"in {name}; {STACK_PREVIEW} shows anything that now differs from the config."
+    )
 
 
 def _with_config_note(error: SophiaError, note: str) -> SophiaError:
