@@ -28,6 +28,7 @@ _OP_WORDS = {
     "discard": "delete",
 }
 QUIET_OPS = ("same", "read", "refresh")
+_OP_RANK = {op: rank for rank, op in enumerate(("create", "replace", "update", "delete"))}
 _RANK = {"same": 0, "read": 0, "refresh": 1, "import": 2, "create": 3, "update": 3, "delete": 3, "replace": 4}
 CHANGE_OPS = ("create", "update", "replace", "delete")
 
@@ -182,8 +183,10 @@ class EventLog:
         return counts
 
     def changes(self, *, include_same: bool = False) -> list[ResourceChange]:
+        """Grouped by operation, then by type and name: the engine's event order varies between runs."""
         with self._lock:
-            return [c for c in self._changes.values() if _shown(c.type) and (include_same or c.op not in QUIET_OPS)]
+            listed = [c for c in self._changes.values() if _shown(c.type) and (include_same or c.op not in QUIET_OPS)]
+        return sorted(listed, key=lambda c: (_OP_RANK.get(c.op, len(_OP_RANK)), c.type, c.name))
 
 
 def _shown(resource_type: str) -> bool:
