@@ -165,11 +165,29 @@ def _pyproject(entry: ServerEntry, version: str, requirements: list[str], wheels
     return "\n".join(lines)
 
 
-def _main_py(entry: ServerEntry) -> str:
+def _main_py(entry: ServerEntry, names: list[str]) -> str:
+    """The entry point: drops the settings Claude Desktop left unfilled, then runs the server.
+
+    Claude Desktop is reported to pass an optional field left blank as the literal `${user_config.x}`
+    (stickerdaniel/linkedin-mcp-server#678); as a value it would stop the server (a tool allow-list),
+    beat the ESC value (an API key) or name a directory, so it is removed, as is an empty value.
+    """
     return (
         f'"""{entry.mcp_name} over stdio, as the bundle launches it."""\n\n'
-        f"from {entry.module} import main\n\n"
+        "import os\n"
+        "import re\n"
+        "from collections.abc import MutableMapping\n\n"
+        "# The settings the install dialog offers (manifest.json user_config, mapped into the env).\n"
+        "OFFERED = {\n" + "".join(f"    {json.dumps(name)},\n" for name in names) + "}\n"
+        'UNFILLED = re.compile(r"\\$\\{user_config\\.[^}]*\\}")\n\n\n'
+        "def drop_unfilled_settings(environ: MutableMapping[str, str]) -> None:\n"
+        '    """Claude passes a blank optional field as its literal `${user_config.x}`: unset it (and empties)."""\n'
+        "    for name, value in list(environ.items()):\n"
+        "        if UNFILLED.fullmatch(value.strip()) or (name in OFFERED and not value.strip()):\n"
+        "            del environ[name]\n\n\n"
         'if __name__ == "__main__":\n'
+        "    drop_unfilled_settings(os.environ)\n"
+        f"    from {entry.module} import main\n\n"
         "    main()\n"
     )
 
@@ -204,7 +222,8 @@ def build_bundle(name: str, out_dir: Path, *, root: Path | None = None) -> Bundl
     (directory / "manifest.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     requirements = pinned_requirements(distribution, root)
     (directory / "pyproject.toml").write_text(_pyproject(entry, version, requirements, wheels), encoding="utf-8")
-    (directory / ENTRY_POINT).write_text(_main_py(entry), encoding="utf-8")
+    offered = [s.name for s in offered_settings(entry)]
+    (directory / ENTRY_POINT).write_text(_main_py(entry, offered), encoding="utf-8")
     archive = out_dir / f"{entry.mcp_name}-{version}.mcpb"
     archive.unlink(missing_ok=True)
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:

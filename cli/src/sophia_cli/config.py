@@ -4,7 +4,8 @@ Secrets are never inlined: servers read them from Pulumi ESC, the local ESC file
 Cursor the ESC bootstrap token is referenced as `${env:PULUMI_ACCESS_TOKEN}`; Claude Desktop has no
 interpolation, so it gets the path of the .env file that holds the token instead. Non-secret
 settings the user exported (the data location, a write gate) are carried over, paths made absolute,
-because a client launches servers with an environment of its own.
+because a client launches servers with an environment of its own; a URL holding credentials
+(`https://user:pw@host`, `?api_key=`) is not, and a note on stderr says to keep it in the .env file.
 
 The docker variant launches each server as `docker run -i --rm … sophia/<server>:latest`: settings
 travel as `-e NAME` (the value comes from the `env` block, i.e. from the client), secrets as
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from sophia_shared.setting_specs import CORE_SETTINGS, SettingSpec
+from sophia_shared.setting_specs import CORE_SETTINGS, SettingSpec, is_secret_name
 
 from .servers import ServerEntry, all_servers, workspace_root
 
@@ -38,6 +40,19 @@ CONTAINER_DATA_DIR = "/data"
 DATA_VOLUME = "sophia-data"  # a named volume when the user has not chosen a host directory
 _DATA_SERVERS = ("business_intelligence",)
 
+_URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]*@")
+_URL_QUERY_NAMES = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^?#\s]*\?([^#\s]*)")
+
+
+def holds_url_credentials(value: str) -> bool:
+    """A URL with userinfo (`https://user:pw@host`) or a secret-named query parameter (`?api_key=`)."""
+    if _URL_USERINFO.search(value):
+        return True
+    for query in _URL_QUERY_NAMES.findall(value):
+        if any(is_secret_name(pair.partition("=")[0].replace("-", "_")) for pair in query.split("&")):
+            return True
+    return False
+
 
 def image_name(entry: ServerEntry) -> str:
     return f"{IMAGE_PREFIX}{entry.key}:{IMAGE_TAG}"
@@ -50,12 +65,41 @@ def carried_environment(entry: ServerEntry, environ: dict[str, str]) -> dict[str
     carried: dict[str, str] = {}
     for spec in specs:
         value = environ.get(spec.name, "")
-        if not value or spec.secret:
+        if not value or spec.secret or holds_url_credentials(value):
             continue
         if _is_host_path(spec.name, value):
             value = str(Path(value).expanduser().resolve())
         carried[spec.name] = value
     return carried
+
+
+def withheld_settings(environ: dict[str, str]) -> list[str]:
+    """Exported non-secret settings left out of the client config because their URL holds credentials."""
+    names = {s.name for s in CORE_SETTINGS if s.name in _CARRIED_CORE}
+    names |= {s.name for entry in all_servers() for s in entry.spec.all_settings() if not s.secret}
+    return sorted(n for n in names if holds_url_credentials(environ.get(n, "")))
+
+
+def dotenv_problems(path: Path) -> tuple[list[str], list[str]]:
+    """Names of the .env's quoted values and `export` lines: docker's --env-file keeps quotes as part of
+    the value and refuses `export NAME=`, where python-dotenv (the servers) accepts both."""
+    quoted: list[str] = []
+    exported: list[str] = []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return quoted, exported
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export ") or line.startswith("export\t"):
+            exported.append(line[len("export") :].strip().partition("=")[0].strip())
+            continue
+        name, sep, value = line.partition("=")
+        if sep and value.strip()[:1] in ('"', "'"):
+            quoted.append(name.strip())
+    return quoted, exported
 
 
 def _is_host_path(name: str, value: str) -> bool:
@@ -131,6 +175,18 @@ def _docker_server(client: str, entry: ServerEntry, environ: dict[str, str]) -> 
     return {"command": "docker", "args": args, "env": env}
 
 
+def config_notes(environ: dict[str, str] | None = None) -> list[str]:
+    """What any user should know about settings left out of the printed config (for stderr, names only)."""
+    environ = dict(os.environ if environ is None else environ)
+    withheld = withheld_settings(environ)
+    if not withheld:
+        return []
+    return [
+        f"Not written into the config, because the URL holds credentials: {', '.join(withheld)}. "
+        f"Put it in {dotenv_path(environ)} (the servers and docker --env-file read it from there)."
+    ]
+
+
 def docker_notes(client: str, environ: dict[str, str] | None = None) -> list[str]:
     """What a user of the docker variant should know about their current settings (for stderr)."""
     environ = dict(os.environ if environ is None else environ)
@@ -149,10 +205,22 @@ def docker_notes(client: str, environ: dict[str, str] | None = None) -> list[str
             f"The BI server keeps its data in {CONTAINER_DATA_DIR}, mounted from SOPHIA_DATA_DIR or the "
             f"'{DATA_VOLUME}' volume."
         )
-    if client == "claude" and not dotenv_path(environ).is_file():
+    dotenv = dotenv_path(environ)
+    if client == "claude" and not dotenv.is_file():
         notes.append(
-            f"docker refuses a missing --env-file: create {dotenv_path(environ)} (it holds "
+            f"docker refuses a missing --env-file: create {dotenv} (it holds "
             f"{ESC_TOKEN} and any API keys; it may be empty) or set SOPHIA_DOTENV to yours."
+        )
+    quoted, exported = dotenv_problems(dotenv) if dotenv.is_file() else ([], [])
+    if quoted:
+        notes.append(
+            f"{dotenv} has quoted values ({', '.join(quoted)}): docker --env-file keeps the quotes as part of "
+            "the value. Write KEY=value, no quotes."
+        )
+    if exported:
+        notes.append(
+            f"{dotenv} has `export` lines ({', '.join(exported)}): docker --env-file refuses them. "
+            "Write KEY=value, no export."
         )
     return notes
 
@@ -198,9 +266,8 @@ def run(args: argparse.Namespace) -> int:
             hint=f"Run `sophia config {args.client} --install --dry-run` to see what would change.",
         )
     config = client_config(args.client, use_uv=args.uv, include_empty=args.all, docker=args.docker)
-    if args.docker:
-        for note in docker_notes(args.client):
-            print(f"note: {note}", file=sys.stderr)
+    for note in [*config_notes(), *(docker_notes(args.client) if args.docker else [])]:
+        print(f"note: {note}", file=sys.stderr)
     if not args.install:
         print(json.dumps(config, indent=2))
         return 0

@@ -1,10 +1,12 @@
 """`sophia inspect NAME`: the MCP Inspector (web UI, or its CLI) against one server, with its settings.
 
 The Inspector starts the server with a minimal environment (HOME, PATH, USER and the like), so the
-server's settings are handed over explicitly: non-secret ones as `-e NAME=VALUE`, secrets through a
-temporary `.env` file (mode 0600, removed when the Inspector exits) named by `SOPHIA_DOTENV`, so no
-secret value is ever on a command line or printed. The user's own `.env` is copied into that file
-first; an exported secret comes after it and wins, as it would in the environment.
+server's settings are handed over explicitly: declared non-secret ones as `-e NAME=VALUE`; secrets,
+undeclared vendor variables (APIFY_PAT: any of them may be a key) and any value whose URL holds
+credentials through a temporary `.env` file (mode 0600, removed when the Inspector exits) named by
+`SOPHIA_DOTENV`, so no secret value is ever on a command line (where `ps` shows it) or printed.
+The user's own `.env` is copied into that file first; an exported secret comes after it and wins,
+as it would in the environment.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from sophia_shared.errors import InputError
 from sophia_shared.setting_specs import CORE_SETTINGS, is_secret_name
 
+from .config import holds_url_credentials
 from .servers import ServerEntry, find_server, workspace_root
 
 INSPECTOR_PACKAGE = "@modelcontextprotocol/inspector"
@@ -49,8 +52,8 @@ def find_inspector(root: Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class ServerEnvironment:
-    plain: dict[str, str]  # passed as -e NAME=VALUE
-    secrets: dict[str, str]  # written to the temporary .env file, never on a command line
+    plain: dict[str, str]  # declared, non-secret, no credentials: passed as -e NAME=VALUE
+    secrets: dict[str, str]  # everything else: written to the temporary .env file, never on a command line
 
 
 def server_environment(entry: ServerEntry, environ: dict[str, str]) -> ServerEnvironment:
@@ -64,7 +67,8 @@ def server_environment(entry: ServerEntry, environ: dict[str, str]) -> ServerEnv
             continue
         if name == "SOPHIA_DOTENV":
             continue  # replaced by the temporary file, which carries its content
-        if is_secret_name(name, declared.get(name)):
+        undeclared_vendor = name not in declared and name not in _LOCATION_VARIABLES
+        if undeclared_vendor or is_secret_name(name, declared.get(name)) or holds_url_credentials(value):
             secrets[name] = value
         else:
             plain[name] = value
@@ -154,7 +158,10 @@ def run(args: argparse.Namespace) -> int:
         plain = {**env.plain, "SOPHIA_DOTENV": "<temporary .env: your .env plus the secrets below>"}
         print(shlex.join(inspector_command(inspector, entry, plain, cli=args.cli, cwd=cwd, extra=extra)))
         if env.secrets:
-            print(f"secrets, through the temporary .env file (values not shown): {', '.join(sorted(env.secrets))}")
+            print(
+                "secrets and vendor variables, through the temporary .env file (values not shown): "
+                f"{', '.join(sorted(env.secrets))}"
+            )
         print(
             f"the server's own .env, copied into it first: {user_dotenv}{'' if user_dotenv.is_file() else ' (absent)'}"
         )

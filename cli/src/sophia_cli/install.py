@@ -1,9 +1,11 @@
 """Merge the suite's servers into a client's real MCP config file: Cursor's mcp.json, Claude Desktop's.
 
 The merge touches only `mcpServers.<our server names>`; every other server and every other key stays
-as it was. A changed file is first copied to a timestamped backup and then replaced atomically; an
-unchanged one is not written at all (installing twice is a no-op). A file that is not valid JSON is
-refused before anything is written.
+as it was. A changed file is first copied to a timestamped, owner-only backup and then replaced
+atomically (a symlinked config is written through to its target, keeping its mode); an unchanged one
+is not written at all (installing twice is a no-op). A file that is not valid JSON, or is read-only,
+is refused before anything is written. The dry-run diff shows only our servers' entries: another
+server's entry may hold its credentials in any shape (headers, URLs, arguments), so it is never shown.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +27,11 @@ from sophia_shared.setting_specs import is_secret_name
 
 CLAUDE_FILE = "claude_desktop_config.json"
 _MASK = "********"
+_PRIVATE = 0o600
+# Key names whose values are credentials whatever the words in them (HTTP headers).
+_CREDENTIAL_KEYS = ("authorization", "proxy-authorization", "cookie", "headers")
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+_URL_QUERY = re.compile(r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^?#\s]*)\?[^#\s]*")
 
 
 def target_path(
@@ -81,6 +90,8 @@ class InstallOutcome:
         lines: list[str] = []
         if self.dry_run:
             lines.append(self.diff.rstrip() if self.changed else f"{self.path}: already up to date.")
+            if self.changed and self.kept:
+                lines.append(f"({len(self.kept)} other server(s) unchanged, not shown)")
             if self.changed:
                 lines.append(f"(dry run: {self.path} was not written)")
         elif not self.changed:
@@ -144,54 +155,111 @@ def _dump(config: dict[str, Any]) -> str:
 
 
 def _masked(config: Any, key: str = "") -> Any:
-    """A copy fit to show: literal values of secret-named keys (another server's inlined API key) masked."""
+    """A copy fit to show: credentials masked wherever they sit (secret-named keys, HTTP headers, URL
+    userinfo and query strings, the argument after a secret-looking flag)."""
     if isinstance(config, dict):
+        if key.lower() in _CREDENTIAL_KEYS:
+            return {
+                k: _MASK if isinstance(v, str) and v and not v.startswith("${") else _masked(v, k)
+                for k, v in config.items()
+            }
         return {k: _masked(v, k) for k, v in config.items()}
     if isinstance(config, list):
-        return [_masked(v) for v in config]
-    if isinstance(config, str) and key and is_secret_name(key) and config and not config.startswith("${"):
-        return _MASK
+        shown: list[Any] = []
+        after_flag = False
+        for item in config:
+            secret = after_flag and isinstance(item, str) and not item.startswith(("-", "${"))
+            shown.append(_MASK if secret else _masked(item))
+            after_flag = isinstance(item, str) and _is_secret_flag(item)
+        return shown
+    if isinstance(config, str):
+        if config.startswith("${"):
+            return config
+        if key and (is_secret_name(key) or key.lower() in _CREDENTIAL_KEYS) and config:
+            return _MASK
+        return _masked_text(config)
     return config
 
 
+def _is_secret_flag(item: str) -> bool:
+    """`--token`, `--api-key`, `-password` (not `--token=x`, masked as text)."""
+    return item.startswith("-") and "=" not in item and is_secret_name(item.lstrip("-").replace("-", "_"))
+
+
+def _masked_text(text: str) -> str:
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{_MASK}@", text)
+    text = _URL_QUERY.sub(lambda m: f"{m['url']}?{_MASK}", text)
+    name, sep, _value = text.partition("=")
+    if sep and is_secret_name(name.lstrip("-").replace("-", "_")):
+        return f"{name}={_MASK}"
+    return text
+
+
 def install(path: Path, ours: dict[str, Any], *, dry_run: bool = False) -> InstallOutcome:
-    """Merge `ours` ({"mcpServers": …}) into the config file at `path`."""
+    """Merge `ours` ({"mcpServers": …}) into the config file at `path` (through a symlink, to its target)."""
     path = path.expanduser()
-    current = read_config(path)
+    real = path.resolve() if path.is_symlink() else path
+    current = read_config(real)
     new = merged(current, ours)
     before = current.get("mcpServers", {})
     added = tuple(n for n in ours["mcpServers"] if n not in before)
     updated = tuple(n for n in ours["mcpServers"] if n in before and before[n] != ours["mcpServers"][n])
     unchanged = tuple(n for n in ours["mcpServers"] if n in before and before[n] == ours["mcpServers"][n])
     kept = tuple(n for n in before if n not in ours["mcpServers"])
-    diff = "".join(
-        difflib.unified_diff(
-            _dump(_masked(current)).splitlines(keepends=True) if path.exists() else [],
-            _dump(_masked(new)).splitlines(keepends=True),
-            fromfile=str(path) if path.exists() else "/dev/null",
-            tofile=str(path),
-        )
-    )
+    diff = _diff(path, {n: before[n] for n in ours["mcpServers"] if n in before}, ours["mcpServers"], real.exists())
     changed = bool(added or updated)
     backup: Path | None = None
     if changed and not dry_run:
-        if path.exists():
-            backup = _backup(path)
-        _write_atomically(path, _dump(new))
+        _refuse_read_only(real)
+        if real.exists():
+            backup = _backup(real)
+        _write_atomically(real, _dump(new))
     return InstallOutcome(path, added, updated, unchanged, kept, backup, diff, changed and not dry_run, dry_run)
 
 
+def _diff(path: Path, before: dict[str, Any], after: dict[str, Any], existed: bool) -> str:
+    """A unified diff of our servers' entries only, masked."""
+    return "".join(
+        difflib.unified_diff(
+            _dump({"mcpServers": _masked(before)}).splitlines(keepends=True) if existed else [],
+            _dump({"mcpServers": _masked(after)}).splitlines(keepends=True),
+            fromfile=f"{path} (our servers)" if existed else "/dev/null",
+            tofile=f"{path} (our servers)",
+        )
+    )
+
+
+def _refuse_read_only(path: Path) -> None:
+    """A config made read-only is a choice; checked on the mode bits, since root could write it anyway."""
+    if path.exists() and not path.stat().st_mode & stat.S_IWUSR:
+        raise InputError(
+            f"{path} is read-only (mode {stat.S_IMODE(path.stat().st_mode):04o}); nothing was written.",
+            hint="Make it writable (chmod u+w) if you mean to change it, or pass --config-path to write another file.",
+        )
+
+
 def _backup(path: Path) -> Path:
+    """An owner-only copy beside the file: it may hold another server's inlined token."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     backup = path.with_name(f"{path.name}.{stamp}.bak")
-    backup.write_bytes(path.read_bytes())
+    try:
+        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _PRIVATE)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), _PRIVATE)
+            handle.write(path.read_bytes())
+    except OSError as exc:
+        raise InputError(
+            f"Cannot back up {path} to {backup}: {exc.strerror}; nothing was written.",
+            hint="Check the directory's permissions, or pass --config-path.",
+        ) from None
     return backup
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    """Replace `path` by a new file written beside it, with the old file's mode (owner-only when new)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else _PRIVATE
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

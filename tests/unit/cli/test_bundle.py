@@ -106,9 +106,68 @@ def test_official_cli_rejects_a_manifest_we_break(mcpb: Path, bundle: Bundle, tm
     assert refused.returncode != 0, "the validation must be able to fail"
 
 
+def blank_fields(config: dict[str, Any], left_as: str) -> dict[str, str]:
+    """The env Claude Desktop hands the server when the install dialog's fields were all left blank:
+    empty values, or (as reported for optional fields) the unexpanded `${user_config.x}` placeholders."""
+    return {k: ("" if left_as == "empty" else v) for k, v in config["env"].items()}
+
+
+def list_tools(command: str, args: list[str], env: dict[str, str], timeout: float) -> list[str]:
+    async def listed() -> list[str]:
+        params = StdioServerParameters(command=command, args=args, env=env)
+        with anyio.fail_after(timeout):
+            async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+                await session.initialize()
+                return [t.name for t in (await session.list_tools()).tools]
+
+    return anyio.run(listed)
+
+
+READ_TOOLS = {t.name for t in find_server("data").spec.tools if not t.writes}
+
+
+@pytest.mark.parametrize("left_as", ["empty", "placeholder"])
+def test_entry_point_drops_the_fields_claude_left_unfilled(bundle: Bundle, tmp_path: Path, left_as: str) -> None:
+    """The bundle's server/main.py (here on this checkout's Python) starts with every field unfilled:
+    a literal `${user_config.sophia_data_intelligence_tools}` allow-list would otherwise stop it."""
+    config = bundle.manifest["server"]["mcp_config"]
+    env = blank_fields(config, left_as)
+    assert env["SOPHIA_DATA_INTELLIGENCE_TOOLS"] == (
+        "" if left_as == "empty" else "${user_config.sophia_data_intelligence_tools}"
+    )
+    env.update(PATH=os.environ.get("PATH", ""), HOME=str(tmp_path))
+    names = list_tools(sys.executable, [str(bundle.directory / "server" / "main.py")], env, 60)
+    assert set(names) == READ_TOOLS
+
+
+def test_entry_point_keeps_filled_fields_and_unsets_unfilled_ones(bundle: Bundle, tmp_path: Path) -> None:
+    """The values the server sees: a filled field as given, a placeholder or an empty field not at all."""
+    probe = tmp_path / "probe.py"
+    main = (bundle.directory / "server" / "main.py").read_text()
+    probe.write_text(
+        main.split('if __name__ == "__main__":')[0]
+        + ("import json, sys\ndrop_unfilled_settings(os.environ)\njson.dump(dict(os.environ), sys.stdout)\n")
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "TAVILY_API_KEY": "${user_config.tavily_api_key}",
+        "SOPHIA_DATA_DIR": " ${user_config.sophia_data_dir} ",
+        "SOPHIA_DATA_INTELLIGENCE_TOOLS": "",
+        "SOPHIA_ESC_ENV": "acme/sophia/prod",
+        "OTHER": "",
+    }
+    done = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True, check=True)
+    seen = json.loads(done.stdout)
+    seen.pop("PATH")
+    seen.pop("LC_CTYPE", None)  # some Pythons set it at startup
+    assert seen == {"SOPHIA_ESC_ENV": "acme/sophia/prod", "OTHER": ""}, "only offered fields are dropped when empty"
+
+
 @pytest.mark.slow
-def test_unpacked_bundle_runs_as_claude_desktop_launches_it(bundle: Bundle, tmp_path: Path) -> None:
-    """`uv run --directory <bundle> server/main.py` (offline, from uv's cache) answers tools/list."""
+@pytest.mark.parametrize("left_as", ["empty", "placeholder"])
+def test_unpacked_bundle_runs_as_claude_desktop_launches_it(bundle: Bundle, tmp_path: Path, left_as: str) -> None:
+    """`uv run --directory <bundle> server/main.py` (offline, from uv's cache) answers tools/list, with
+    the install dialog's fields left blank (empty, or as unexpanded placeholders)."""
     uv = UV
     if uv is None:
         pytest.skip("uv is not on PATH")
@@ -117,16 +176,7 @@ def test_unpacked_bundle_runs_as_claude_desktop_launches_it(bundle: Bundle, tmp_
         zf.extractall(unpacked)
     config = bundle.manifest["server"]["mcp_config"]
     args = [a.replace("${__dirname}", str(unpacked)) for a in config["args"]]
-    env = {k: "" for k in config["env"]}  # the install dialog left every field empty
+    env = blank_fields(config, left_as)
     env.update(PATH=os.environ.get("PATH", ""), HOME=str(tmp_path), UV_PYTHON=sys.executable, UV_CACHE_DIR=UV_CACHE)
     env.update({k: v for k, v in os.environ.items() if k.startswith(("UV_", "SSL_CERT_")) and k != "UV_CACHE_DIR"})
-
-    async def list_tools() -> list[str]:
-        params = StdioServerParameters(command=uv, args=args, env=env)
-        with anyio.fail_after(240):
-            async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-                await session.initialize()
-                return [t.name for t in (await session.list_tools()).tools]
-
-    names = anyio.run(list_tools)
-    assert set(names) == {t.name for t in find_server("data").spec.tools if not t.writes}
+    assert set(list_tools(uv, args, env, 240)) == READ_TOOLS

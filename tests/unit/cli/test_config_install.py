@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +202,138 @@ def test_docker_variant_mounts_the_data_dir_and_drops_host_paths(
     assert any("SOPHIA_DUCKDB_PATH" in note for note in notes)
     others = client_config("claude", docker=True)["mcpServers"]["sophia-ai-intelligence"]["args"]
     assert "-v" not in others, "only the BI image has a data volume"
+
+
+CANARY = "canary-7d1e0b"
+
+
+def credentials_everywhere_file(path: Path) -> None:
+    """Other servers holding credentials in every shape a client config allows, and one of ours edited by hand."""
+    existing = {
+        "mcpServers": {
+            "github": {
+                "command": "npx",
+                "args": ["-y", "gh-mcp", "--token", f"{CANARY}-arg", f"--api-key={CANARY}-eq"],
+                "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": f"{CANARY}-gh", "MY_SETTING": f"{CANARY}-plain"},
+            },
+            "remote": {
+                "url": f"https://mcp.example.com/sse?api_key={CANARY}-query",
+                "headers": {"Authorization": f"Bearer {CANARY}-hdr", "X-Custom": f"{CANARY}-xhdr"},
+            },
+            "sophia-data-intelligence": {
+                "command": "custom",
+                "args": ["--password", f"{CANARY}-ours-arg"],
+                "env": {
+                    "TAVILY_API_KEY": f"{CANARY}-ours",
+                    "SOPHIA_TAVILY_BASE_URL": f"https://u:{CANARY}-userinfo@proxy.example/v1",
+                },
+                "headers": {"Authorization": f"Bearer {CANARY}-ours-hdr"},
+            },
+        },
+        "otherSetting": {"a": 1},
+    }
+    path.write_text(json.dumps(existing, indent=2), encoding="utf-8")
+
+
+def test_dry_run_shows_only_our_entries_and_masks_credentials_in_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "mcp.json"
+    credentials_everywhere_file(target)
+    assert sophia_config("cursor", "--install", "--dry-run", "--config-path", str(target)) == 0
+    out = capsys.readouterr().out
+    assert CANARY not in out, "no credential of any server, in any shape, is shown"
+    assert '"github"' not in out and '"remote"' not in out, "other servers' entries are not in the diff"
+    assert "2 other server(s) unchanged" in out
+    assert '-      "command": "custom",' in out and '+    "sophia-business-intelligence": {' in out
+    assert '"SOPHIA_TAVILY_BASE_URL": "https://********@proxy.example/v1"' in out
+    assert '"--password",' in out and out.count("********") >= 4
+
+
+def test_backup_and_new_file_are_owner_only_and_an_existing_mode_is_kept(tmp_path: Path) -> None:
+    target = tmp_path / "mcp.json"
+    other_servers_file(target)
+    os.chmod(target, 0o600)
+    old_umask = os.umask(0o022)
+    try:
+        outcome = install(target, client_config("cursor"))
+        fresh = install(tmp_path / "fresh" / "mcp.json", client_config("cursor"))
+    finally:
+        os.umask(old_umask)
+    assert outcome.backup is not None
+    assert stat.S_IMODE(outcome.backup.stat().st_mode) == 0o600, "the backup holds another server's token"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert stat.S_IMODE(fresh.path.stat().st_mode) == 0o600
+
+    group_readable = tmp_path / "shared.json"
+    other_servers_file(group_readable)
+    os.chmod(group_readable, 0o640)
+    shared = install(group_readable, client_config("cursor"))
+    assert stat.S_IMODE(group_readable.stat().st_mode) == 0o640, "the user's chosen mode is kept"
+    assert shared.backup is not None and stat.S_IMODE(shared.backup.stat().st_mode) == 0o600
+
+
+def test_install_through_a_symlink_writes_its_target_and_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "mcp.json"
+    real.parent.mkdir()
+    other_servers_file(real)
+    link = tmp_path / ".cursor" / "mcp.json"
+    link.parent.mkdir()
+    link.symlink_to(os.path.relpath(real, link.parent))
+    outcome = install(link, client_config("cursor"))
+    assert link.is_symlink(), "the link is left in place"
+    assert set(json.loads(real.read_text())["mcpServers"]) >= OURS | {"github"}
+    assert outcome.backup is not None and outcome.backup.parent == real.parent
+    assert sorted(p.name for p in link.parent.iterdir()) == ["mcp.json"], "nothing written beside the link"
+
+
+def test_a_read_only_config_is_refused_even_for_root(tmp_path: Path) -> None:
+    target = tmp_path / "mcp.json"
+    other_servers_file(target)
+    os.chmod(target, 0o444)
+    before = target.read_bytes()
+    with pytest.raises(InputError, match="read-only") as caught:
+        install(target, client_config("cursor"))
+    assert "nothing was written" in caught.value.message and "chmod u+w" in (caught.value.hint or "")
+    assert target.read_bytes() == before and stat.S_IMODE(target.stat().st_mode) == 0o444
+    assert list(tmp_path.iterdir()) == [target], "no backup either"
+
+
+def test_a_url_with_credentials_is_not_inlined_and_a_note_says_where_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SOPHIA_TAVILY_BASE_URL", f"https://user:{CANARY}@proxy.example/v1")
+    monkeypatch.setenv("SOPHIA_DATA_DIR", str(tmp_path / "data"))
+    for variant in ([], ["--docker"]):
+        assert sophia_config("claude", *variant) == 0
+        captured = capsys.readouterr()
+        assert CANARY not in captured.out + captured.err
+        data = json.loads(captured.out)["mcpServers"]["sophia-data-intelligence"]
+        assert "SOPHIA_TAVILY_BASE_URL" not in data["env"] and "SOPHIA_TAVILY_BASE_URL" not in data["args"]
+        assert "the URL holds credentials: SOPHIA_TAVILY_BASE_URL" in captured.err
+    assert client_config("cursor")["mcpServers"]["sophia-data-intelligence"]["env"]["SOPHIA_DATA_DIR"]
+    monkeypatch.setenv("SOPHIA_TAVILY_BASE_URL", "https://proxy.example/v1?region=eu")
+    assert "SOPHIA_TAVILY_BASE_URL" in client_config("cursor")["mcpServers"]["sophia-data-intelligence"]["env"]
+
+
+def test_docker_variant_warns_about_quoted_and_exported_dotenv_lines_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dotenv = tmp_path / "sophia.env"
+    dotenv.write_text(
+        f'# comment\nTAVILY_API_KEY="{CANARY}-q"\nexport SNOWFLAKE_PASSWORD={CANARY}-x\n'
+        f"PINECONE_API_KEY='{CANARY}-s'\nLAMBDA_API_KEY={CANARY}-plain\n"
+    )
+    monkeypatch.setenv("SOPHIA_DOTENV", str(dotenv))
+    for client in ("cursor", "claude"):
+        assert sophia_config(client, "--docker") == 0
+        err = capsys.readouterr().err
+        assert CANARY not in err
+        assert "quoted values (TAVILY_API_KEY, PINECONE_API_KEY)" in err
+        assert "`export` lines (SNOWFLAKE_PASSWORD)" in err and "KEY=value" in err
+        assert "LAMBDA_API_KEY" not in err
+    assert sophia_config("claude") == 0
+    assert "docker" not in capsys.readouterr().err, "the uv path reads the .env with python-dotenv: no warning"
+    dotenv.write_text(f"TAVILY_API_KEY={CANARY}\n")
+    assert sophia_config("claude", "--docker") == 0
+    assert "KEY=value" not in capsys.readouterr().err

@@ -150,3 +150,38 @@ def test_inspector_cli_reaches_the_server_with_its_settings(
     assert called.get("isError") is False
     assert "DEALS" in json.dumps(called["structuredContent"]), "the exported SOPHIA_DUCKDB_PATH reached the server"
     assert not list(private_tmp.iterdir()), "the temporary .env is removed when the Inspector exits"
+
+
+def test_undeclared_vendor_variables_and_url_credentials_go_through_the_file(tmp_path: Path) -> None:
+    environ = {
+        "APIFY_PAT": "apify-canary",  # the vendor's prefix, not a declared setting: may be a key
+        "TAVILY_SOMETHING_NEW": "tavily-canary",
+        "SOPHIA_TAVILY_BASE_URL": "https://u:url-canary@proxy.example/v1",
+        "SOPHIA_ZENROWS_BASE_URL": "https://proxy.example/v1?apikey=query-canary",
+        "SOPHIA_DATA_DIR": str(tmp_path / "data"),
+        "SOPHIA_APIFY_BASE_URL": "https://proxy.example/v2",
+    }
+    env = server_environment(find_server("data"), environ)
+    assert env.plain == {
+        "SOPHIA_DATA_DIR": str(tmp_path / "data"),
+        "SOPHIA_APIFY_BASE_URL": "https://proxy.example/v2",
+    }
+    assert set(env.secrets) == {
+        "APIFY_PAT",
+        "TAVILY_SOMETHING_NEW",
+        "SOPHIA_TAVILY_BASE_URL",
+        "SOPHIA_ZENROWS_BASE_URL",
+    }
+
+
+def test_print_never_shows_a_vendor_variable_or_url_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("APIFY_PAT", "apify-canary")
+    monkeypatch.setenv("SOPHIA_TAVILY_BASE_URL", "https://u:url-canary@proxy.example/v1")
+    monkeypatch.setenv("SOPHIA_DATA_DIR", str(tmp_path / "data"))
+    assert sophia_inspect("data", "--print") == 0
+    out = capsys.readouterr().out
+    assert "canary" not in out
+    assert f"-e SOPHIA_DATA_DIR={tmp_path / 'data'}" in out
+    assert "APIFY_PAT" in out.splitlines()[1] and "SOPHIA_TAVILY_BASE_URL" in out.splitlines()[1]
