@@ -11,11 +11,12 @@ import sys
 import pytest
 from mcp import Client, StdioServerParameters, stdio_client
 
-from sophia_shared.gate import tools_exclude_variable, tools_variable
+from sophia_shared.gate import tools_exclude_variable, tools_variable, write_gate_variable
 from sophia_shared.registry import registered_servers
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 INFRA = next(s for s in registered_servers() if s.spec.key == "infrastructure")
+DATA = next(s for s in registered_servers() if s.spec.key == "data_intelligence")
 
 
 def start(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -47,6 +48,35 @@ def test_excluding_every_tool_stops_the_server() -> None:
 
     assert done.returncode == 2
     assert "leave no tool to offer" in done.stderr
+
+
+def test_an_allow_list_of_only_gated_tools_stops_the_server_naming_the_gate_to_set() -> None:
+    """Never a silent empty server: `scrape_batch` alone with its gate off is a startup error, not 0 tools."""
+    gate = write_gate_variable(DATA.spec.key)
+    done = start(DATA.module, {tools_variable(DATA.spec.key): "scrape_batch", gate: "0"})
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "leaves only write tools (scrape_batch)" in done.stderr
+    assert f"Set {gate}=1" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_sophia_tools_says_the_server_exited_at_startup_rather_than_connection_closed() -> None:
+    gate = write_gate_variable(DATA.spec.key)
+    done = subprocess.run(
+        [sys.executable, "-m", "sophia_cli.main", "tools", "data"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, tools_variable(DATA.spec.key): "scrape_batch", gate: "0"},
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert f"Set {gate}=1" in done.stderr  # the server's own message comes first
+    assert lines[-1] == "sophia tools: the server exited at startup; its message is above"
+    assert "Connection closed" not in done.stderr
 
 
 async def test_a_real_client_sees_only_the_allowed_tools_and_cannot_call_the_others() -> None:

@@ -116,6 +116,53 @@ def test_excluding_everything_is_a_startup_error(environ: dict[str, str]) -> Non
     assert "unset both variables" in raised.value.agent_message()
 
 
+@pytest.mark.parametrize(
+    "environ",
+    [{ALLOW: "demo_launch"}, {ALLOW: "demo_l*"}, {EXCLUDE: "demo_search,demo_fetch"}],
+    ids=["allow", "pattern", "exclude"],
+)
+def test_keeping_only_write_tools_with_their_gate_off_is_a_startup_error_naming_the_gate(
+    environ: dict[str, str],
+) -> None:
+    """Never a silent empty server: the gate to set is named before the server answers anything."""
+    with pytest.raises(ConfigError) as raised:
+        build_server(SPEC, Settings(environ=environ))
+    message = raised.value.agent_message()
+    assert "leaves only write tools (demo_launch)" in message
+    assert f"{GATE} is not set to 1, so the server would offer no tool" in message
+    assert f"Set {GATE}=1" in message
+    # With the gate on, the same lists are a working server offering the write tool.
+    assert build_server(SPEC, Settings(environ={**environ, GATE: "1"})) is not None
+
+
+async def test_the_gate_read_for_the_startup_check_is_the_one_registration_reads(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"{GATE}=1\n")
+    environ = {ALLOW: "demo_launch", "SOPHIA_DOTENV": str(tmp_path / ".env")}
+    assert await listed(environ) == {"demo_launch"}
+
+
+@sophia_tool("demo_note", title="Note", read_only=False, writes=True, gate="notes")
+async def demo_note(text: str) -> Echo:
+    """Pretend to write a note; only listed when the notes gate is on."""
+    return Echo(text=f"noted {text}")
+
+
+def test_each_closed_gate_of_the_kept_write_tools_is_named() -> None:
+    notes_gate = write_gate_variable("notes")
+    spec: ServerSpec[Any] = ServerSpec(
+        name="sophia-demo", key="demo", instructions="A demo server.", tools=[*TOOLS, demo_note]
+    )
+    with pytest.raises(ConfigError) as raised:
+        build_server(spec, Settings(environ={ALLOW: "demo_launch,demo_note"}))
+    message = raised.value.agent_message()
+    assert f"{GATE} and {notes_gate} are not set to 1" in message
+    assert f"Set {GATE}=1 and {notes_gate}=1" in message
+    # One open gate is enough: the server offers that gate's tool.
+    build_server(spec, Settings(environ={ALLOW: "demo_launch,demo_note", notes_gate: "1"}))
+    with pytest.raises(ConfigError, match=f"{notes_gate} is not set to 1"):
+        build_server(spec, Settings(environ={ALLOW: "demo_note", GATE: "1"}))
+
+
 def test_an_alias_spelling_is_refused_rather_than_silently_ignored() -> None:
     with pytest.raises(ConfigError, match="SOPHIA_DM_TOOLS is set, but this server reads SOPHIA_DEMO_TOOLS"):
         build_server(SPEC, Settings(environ={"SOPHIA_DM_TOOLS": "demo_search"}))
@@ -161,10 +208,36 @@ def test_a_lazy_server_checks_its_allow_lists_without_importing_its_tools() -> N
         instructions="A lazy demo.",
         tools=LazyTools(explode),
         tool_names=("demo_search", "demo_fetch", "demo_launch"),
+        write_tools={"demo_launch": ""},
     )
     build_server(lazy, Settings(environ={ALLOW: "demo_fetch"}))  # valid: nothing imported
     with pytest.raises(ConfigError, match="'demo_fetsh'"):
         build_server(lazy, Settings(environ={ALLOW: "demo_fetsh"}))
+
+
+def test_a_lazy_server_refuses_a_gated_only_allow_list_without_importing_its_tools() -> None:
+    def explode() -> list[ToolDef]:
+        raise AssertionError("the tool modules were imported to check an allow-list")
+
+    lazy: ServerSpec[Any] = ServerSpec(
+        name="sophia-lazy",
+        key="demo",
+        instructions="A lazy demo.",
+        tools=LazyTools(explode),
+        tool_names=("demo_search", "demo_fetch", "demo_launch"),
+        write_tools={"demo_launch": ""},
+    )
+    with pytest.raises(ConfigError) as raised:
+        build_server(lazy, Settings(environ={ALLOW: "demo_launch"}))
+    assert f"Set {GATE}=1" in raised.value.agent_message()
+    build_server(lazy, Settings(environ={ALLOW: "demo_launch", GATE: "1"}))
+    build_server(lazy, Settings(environ={ALLOW: "demo_launch,demo_fetch"}))
+    assert not lazy.tools.loaded  # type: ignore[attr-defined]
+
+
+def test_a_lazy_server_must_declare_its_write_tools_with_its_tool_names() -> None:
+    with pytest.raises(ValueError, match="declare write_tools"):
+        ServerSpec(name="sophia-lazy", key="demo", instructions="x", tools=LazyTools(list), tool_names=("demo_a",))
 
 
 def test_tool_names_in_reads_a_names_module() -> None:
@@ -190,6 +263,8 @@ def test_every_servers_declared_tool_names_are_its_tools() -> None:
     for server in registered_servers():
         spec = server.spec
         assert set(spec.known_tool_names()) == {t.name for t in spec.tools}, spec.name
+        declared = spec.known_write_tools()
+        assert declared == {t.name: spec.gate_of(t) for t in spec.tools if t.writes}, spec.name
 
 
 @pytest.mark.parametrize("server", registered_servers(), ids=lambda s: s.spec.key)
@@ -199,3 +274,14 @@ async def test_each_real_server_honours_its_allow_list(server: Any) -> None:
     assert await listed({tools_variable(spec.key): first}, spec) == {first}
     with pytest.raises(ConfigError, match=spec.tools[0].name):
         build_server(spec, Settings(environ={tools_variable(spec.key): "no_such_tool"}))
+
+
+@pytest.mark.parametrize("server", registered_servers(), ids=lambda s: s.spec.key)
+def test_each_real_server_refuses_an_allow_list_of_only_gated_tools(server: Any) -> None:
+    spec = server.spec
+    gated = next(t for t in spec.tools if t.writes)
+    gate = write_gate_variable(spec.gate_of(gated))
+    with pytest.raises(ConfigError) as raised:
+        build_server(spec, Settings(environ={tools_variable(spec.key): gated.name}))
+    assert f"Set {gate}=1" in raised.value.agent_message()
+    build_server(spec, Settings(environ={tools_variable(spec.key): gated.name, gate: "1"}))

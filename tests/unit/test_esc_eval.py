@@ -121,6 +121,41 @@ def test_import_names_cannot_leave_the_folder(tmp_path: Path, name: str, caplog:
     assert any("is not an environment name" in w and f"{root}, line 1" in w for w in warnings_of(caplog))
 
 
+@pytest.mark.parametrize("link", ["file", "folder"])
+def test_import_names_cannot_leave_the_folder_through_a_symbolic_link(
+    tmp_path: Path, link: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    outside = tmp_path / "outside"
+    write(outside, "secrets.yaml", f"values:\n  environmentVariables:\n    LEAKED: {SECRET}\n")
+    folder = tmp_path / "esc"
+    folder.mkdir()
+    if link == "file":
+        (folder / "secrets.yaml").symlink_to(outside / "secrets.yaml")
+        name = "secrets"
+    else:
+        (folder / "team").symlink_to(outside, target_is_directory=True)
+        name = "team/secrets"
+    root = write(folder, "esc.yaml", f"imports: ['{name}']\nvalues:\n  environmentVariables:\n    KEPT: ok\n")
+
+    with caplog.at_level(logging.WARNING, logger="sophia_shared.esc_file"):
+        source = read_esc_file(root, groups=())
+
+    assert source.values == {"KEPT": "ok"}
+    warnings = warnings_of(caplog)
+    assert any(
+        f"import {name}" in w and "a symbolic link leads outside" in w and f"{root}, line 1" in w for w in warnings
+    ), warnings
+    assert all(SECRET not in w for w in warnings)
+
+
+def test_a_symbolic_link_that_stays_inside_the_folder_is_followed(tmp_path: Path) -> None:
+    write(tmp_path, "shared/base.yaml", "values:\n  environmentVariables:\n    FROM_BASE: base\n")
+    (tmp_path / "base.yaml").symlink_to(tmp_path / "shared" / "base.yaml")
+    root = write(tmp_path, "esc.yaml", "imports: [base]\n")
+
+    assert read_esc_file(root, groups=()).values == {"FROM_BASE": "base"}
+
+
 def test_missing_and_cyclic_imports_are_warnings_and_the_rest_still_counts(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -434,13 +469,27 @@ def test_an_alias_bomb_is_refused_not_expanded(tmp_path: Path) -> None:
     lines += [f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]" for n in range(1, 9)]
     root = write(tmp_path, "esc.yaml", "values:\n" + "\n".join(f"  {line}" for line in lines) + "\n")
 
-    with pytest.raises(ConfigError, match="has more than 200000 values"):
+    with pytest.raises(ConfigError, match="has more than 200000 values") as raised:
         read_esc_file(root, groups=())
+    message = raised.value.agent_message()
+    assert "Remove the YAML aliases" in message
+    assert "Use the ESC layout" not in message  # the layout is fine; the aliases are the problem
+
+
+def test_values_nested_too_deeply_are_a_config_error_telling_to_flatten(tmp_path: Path) -> None:
+    root = write(tmp_path, "esc.yaml", "values:\n  a: " + "[" * 5000 + "]" * 5000 + "\n")
+
+    with pytest.raises(ConfigError, match="nests values too deeply") as raised:
+        read_esc_file(root, groups=())
+    message = raised.value.agent_message()
+    assert "Flatten the values" in message
+    assert "Use the ESC layout" not in message
 
 
 def test_a_very_long_reference_chain_is_a_config_error_not_a_crash(tmp_path: Path) -> None:
     chain = "\n".join(f"  v{n}: ${{v{n + 1}}}" for n in range(3000))
     root = write(tmp_path, "esc.yaml", f"values:\n{chain}\n  v3000: end\n")
 
-    with pytest.raises(ConfigError, match="too deeply"):
+    with pytest.raises(ConfigError, match="too deeply") as raised:
         read_esc_file(root, groups=())
+    assert "Shorten the chain of ${…} references" in raised.value.agent_message()

@@ -15,10 +15,13 @@ from sophia_shared.redaction import (
     MASK,
     REDACTOR,
     mask,
+    mask_url,
     redact,
     redact_obj,
     register_secret,
+    register_url_secrets,
     too_short_to_redact,
+    url_secrets,
 )
 
 SECRET = "sk-live-4f9a8b7c6d5e"
@@ -199,3 +202,45 @@ def test_configure_logging_is_idempotent(clean_root_logger: None, capsys: pytest
     configure_logging("INFO")
     sophia_logger().info("once")
     assert capsys.readouterr().err.count("once") == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://u:pw@x.example", "https://********@x.example"),
+        ("https://u:p%40ss@x.example:8443/v1", "https://********@x.example:8443/v1"),
+        ("https://ghp-token-0123456789abcdef@x.example/", "https://********@x.example/"),
+        (
+            "https://x.example/v1?region=eu&api_key=k-123456&Token=t-9&X-Amz-Signature=abc&sig=ff&q=hello#top",
+            "https://x.example/v1?region=eu&api_key=********&Token=********&X-Amz-Signature=********&sig=********"
+            "&q=hello#top",
+        ),
+        ("https://x.example/v1?region=eu", "https://x.example/v1?region=eu"),
+        ("https://x.example?", "https://x.example?"),  # nothing to hide: shown exactly as set
+        ("postgres://admin:db-pass@db:5432/app", "postgres://********@db:5432/app"),
+        ("not a url: user:pw@host", "not a url: user:pw@host"),
+        ("http://[::1", "********"),  # unparsable but URL-shaped: shown as nothing rather than guessed at
+    ],
+)
+def test_mask_url_hides_userinfo_and_secret_query_values(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+
+
+def test_url_secrets_are_the_password_the_bare_token_and_secret_query_values() -> None:
+    assert url_secrets("https://user:s3cret-pw@x.example/?api_key=k-123456&q=hello") == ["s3cret-pw", "k-123456"]
+    assert url_secrets("https://u:p%40ss-word@x.example") == ["p%40ss-word", "p@ss-word"]
+    assert url_secrets("https://ghp-token-0123456789abcdef@x.example") == ["ghp-token-0123456789abcdef"]
+    # A short bare user is a name, not a token: registering it would mask the word everywhere.
+    assert url_secrets("https://admin@x.example") == []
+    assert url_secrets("plain text") == url_secrets(None) == url_secrets("https://x.example/?q=1") == []
+
+
+def test_registered_url_secrets_are_masked_in_logs(clean_root_logger: None, capsys: pytest.CaptureFixture[str]) -> None:
+    register_url_secrets("https://u:url-pw-canary@x.example/?token=tok-canary-1")
+    configure_logging()
+    logging.getLogger("sophia_shared.test").warning(
+        "calling %s", "https://u:url-pw-canary@x.example/?token=tok-canary-1"
+    )
+    err = capsys.readouterr().err
+    assert "url-pw-canary" not in err and "tok-canary-1" not in err
+    assert f"https://u:{MASK}@x.example/?token={MASK}" in err

@@ -143,6 +143,52 @@ def test_secrets_from_every_source_are_registered_with_the_redactor(tmp_path: Pa
     assert redact(TOKEN) == MASK
 
 
+URL_PASSWORD = "url-pw-canary-5e1d"
+URL_KEY = "url-key-canary-8c2b"
+
+
+@pytest.mark.parametrize("where", ["env", "file", "dotenv"])
+def test_a_url_setting_shows_its_credentials_masked_and_registers_them(tmp_path: Path, where: str) -> None:
+    url = f"https://u:{URL_PASSWORD}@proxy.example/v1?region=eu&api_key={URL_KEY}"
+    environ = {"SOPHIA_TAVILY_BASE_URL": url} if where == "env" else {}
+    settings = make_settings(
+        tmp_path,
+        environ,
+        esc_file=f"values:\n  environmentVariables:\n    SOPHIA_TAVILY_BASE_URL: '{url}'\n"
+        if where == "file"
+        else None,
+        dotenv=f"SOPHIA_TAVILY_BASE_URL={url}\n" if where == "dotenv" else None,
+    )
+
+    found = settings.resolve("SOPHIA_TAVILY_BASE_URL")
+    assert found is not None and not found.secret and found.value == url  # the client still gets it whole
+    assert found.display() == "https://********@proxy.example/v1?region=eu&api_key=********"
+    # Logs and errors mask them too: the redactor knows both once the source is read.
+    assert redact(f"GET {url} failed") == f"GET https://u:{MASK}@proxy.example/v1?region=eu&api_key={MASK} failed"
+
+
+def test_a_plain_url_or_value_is_displayed_as_set(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, {"SOPHIA_TAVILY_BASE_URL": "https://api.example/v1?region=eu", "SNOWFLAKE_ACCOUNT": "acct-1"}
+    )
+    tavily, account = settings.resolve("SOPHIA_TAVILY_BASE_URL"), settings.resolve("SNOWFLAKE_ACCOUNT")
+    assert tavily is not None and tavily.display() == "https://api.example/v1?region=eu"
+    assert account is not None and account.display() == "acct-1"
+
+
+def test_sophia_doctor_never_prints_a_url_settings_credentials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sophia_cli.doctor import run_doctor
+
+    monkeypatch.setenv("SOPHIA_TAVILY_BASE_URL", f"https://u:{URL_PASSWORD}@127.0.0.1:9/?token={URL_KEY}")
+    run_doctor(timeout=0.5)
+    out = capsys.readouterr()
+
+    assert "https://********@127.0.0.1:9/?token=********" in out.out
+    assert URL_PASSWORD not in out.out + out.err and URL_KEY not in out.out + out.err
+
+
 # -- bootstrap ------------------------------------------------------------------------------------
 
 

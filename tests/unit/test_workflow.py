@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -14,6 +15,8 @@ import yaml
 import sophia_cli.main as cli_main
 
 WORKFLOW = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "sync-secrets-to-esc.yml"
+# Found at import, before the test fixtures point HOME elsewhere; `go install` puts it in ~/go/bin.
+ACTIONLINT = shutil.which("actionlint") or shutil.which("actionlint", path=os.path.expanduser("~/go/bin"))
 
 
 def workflow() -> dict[Any, Any]:
@@ -46,7 +49,22 @@ def test_the_command_it_runs_exists_with_those_flags(monkeypatch: pytest.MonkeyP
     assert not any(word in step["run"] for word in ("echo $ALL_SECRETS", "set -x", 'cat "$secrets_file"'))
 
 
-@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
+def test_only_the_default_branch_can_run_it_in_a_protected_environment() -> None:
+    """Every secret and a Pulumi token reach the job: a dispatch from another branch's code must not run it."""
+    job = workflow()["jobs"]["sync"]
+    guard = job["if"]
+    assert "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)" in guard
+    # Only `schedule` (always the default branch, and no `repository` in its event) may bypass the comparison.
+    assert guard.replace("github.event_name == 'schedule' || ", "") == (
+        "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
+    )
+    assert job["environment"] == "esc-sync"
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert "repo:<owner>/<repo>:environment:esc-sync" in text  # how to restrict the Pulumi OIDC trust policy
+
+
+@pytest.mark.skipif(ACTIONLINT is None, reason="actionlint is not installed")
 def test_actionlint_accepts_it() -> None:
-    done = subprocess.run(["actionlint", str(WORKFLOW)], capture_output=True, text=True, check=False)
+    assert ACTIONLINT is not None
+    done = subprocess.run([ACTIONLINT, str(WORKFLOW)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -88,6 +88,12 @@ def _describe_failure(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     text = str(exc) or type(exc).__name__
+    from mcp.shared.exceptions import MCPError  # the client has imported mcp already
+    from mcp.types import CONNECTION_CLOSED
+
+    if isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED:
+        # The server's stdio closed before it answered: it exited, and printed why on stderr (ours).
+        return "the server exited at startup; its message is above"
     if "Timed out" in text:
         return f"{text}. The server did not answer in time: raise SOPHIA_CALL_TIMEOUT (seconds, default 300)."
     if isinstance(exc, OSError):
@@ -167,7 +173,7 @@ async def _tool_costs(*, gates_open: bool, as_json: bool) -> int:
             async with connect(entry, _gates(entry) if gates_open else None) as client:
                 tools = (await client.list_tools()).tools
         except Exception as exc:  # one server that will not start (a bad allow-list) does not hide the rest
-            failed.append(f"{entry.mcp_name}: did not start ({_describe_failure(exc)}); its own message is above.")
+            failed.append(f"{entry.mcp_name}: did not start ({_describe_failure(exc)}).")
             continue
         definitions = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
         rows.append(

@@ -79,7 +79,9 @@ class EscLoadError(Exception):
         self.file = file
         self.line = line
         self.problem = problem
-        self.kind = kind  # "read", "yaml" or "shape"
+        # "read", "yaml", "shape", "size" (too many values: YAML aliases), "depth" (nested too deeply) or
+        # "chain" (references or imports chained too deeply)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -517,7 +519,7 @@ class _Parser:
         line = _line(node)
         self.nodes += 1
         if self.nodes > _MAX_NODES:
-            raise EscLoadError(self.file, line, f"has more than {_MAX_NODES} values (YAML aliases?)", kind="shape")
+            raise EscLoadError(self.file, line, f"has more than {_MAX_NODES} values (YAML aliases?)", kind="size")
         if isinstance(node, yaml.ScalarNode):
             value = _scalar(node)
             if not isinstance(value, str) or "$" not in value:
@@ -641,7 +643,7 @@ class _Evaluator:
             value = self.evaluate(env, path)
         except RecursionError:
             raise EscLoadError(
-                path, None, "chains references or imports too deeply to evaluate", kind="shape"
+                path, None, "chains references or imports too deeply to evaluate", kind="chain"
             ) from None
         raw = value.raw if isinstance(value.raw, dict) else {}
         return Evaluation(raw, tuple(self.diagnostics))
@@ -663,7 +665,7 @@ class _Evaluator:
             line = mark.line + 1 if mark is not None else None
             raise EscLoadError(path, line, f"is not valid YAML: {problem}", kind="yaml") from None
         except RecursionError:
-            raise EscLoadError(path, None, "nests values too deeply to read", kind="shape") from None
+            raise EscLoadError(path, None, "nests values too deeply to read", kind="depth") from None
         finally:
             loader.dispose()
 
@@ -688,6 +690,12 @@ class _Evaluator:
                 f"Create {candidates[0]}, or remove the import or reference.",
             )
         key = path.resolve()
+        if not key.is_relative_to(self.directory.resolve()):
+            # A symbolic link (the file, or a folder on its way) leads out of the folder: refused like `..`.
+            raise _EvalError(
+                f'"{name}" is not an environment of this folder: a symbolic link leads outside {self.directory}',
+                "Copy the file into the folder, or import it by a name inside the folder.",
+            )
         if key in self.loading:
             raise _EvalError(f"cyclic import of {name}", "Remove one of the imports that lead back to it.")
         if key in self.done:

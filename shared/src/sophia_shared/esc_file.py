@@ -63,6 +63,15 @@ def esc_file_document(evaluation: Evaluation) -> EscDocument:
     return EscDocument({key: value for key, value in values.items() if value is not _SKIP}, frozenset(secrets))
 
 
+_SHAPE_HINTS = {
+    "size": "Remove the YAML aliases (`*name` repeating an `&name` anchor, here inside each other): write each "
+    "value out once. A settings file holds a few hundred values at most.",
+    "depth": "Flatten the values: ESC settings need only `values:` → a block → key: value (a list or object "
+    "under a key at most), not hundreds of nested levels.",
+    "chain": "Shorten the chain of ${…} references or imports: point each reference at the final value.",
+}
+
+
 def _load_error(path: Path, exc: EscLoadError, groups: tuple[str, ...]) -> ConfigError:
     where = f"{exc.file}, line {exc.line}" if exc.line is not None else f"{exc.file}"
     if exc.kind == "read":
@@ -75,6 +84,8 @@ def _load_error(path: Path, exc: EscLoadError, groups: tuple[str, ...]) -> Confi
             f"The local ESC file {where} {exc.problem}.",
             hint="Fix the YAML (it must have a top-level `values:` mapping), or point SOPHIA_ESC_FILE elsewhere.",
         )
+    if exc.kind in _SHAPE_HINTS:
+        return ConfigError(f"The local ESC file {where}: {exc.problem}.", hint=_SHAPE_HINTS[exc.kind])
     layout = ", ".join(("environmentVariables", *groups))
     return ConfigError(
         f"The local ESC file {where}: {exc.problem}.",

@@ -6,8 +6,9 @@ are listed before any remote call may be made:
 - the write gate (`SOPHIA_<SERVER>_ALLOW_WRITE`): write tools are registered only when it is on, and
   clients call `require_write` again before any vendor write;
 - the allow-lists (`SOPHIA_<SERVER>_TOOLS`, `SOPHIA_<SERVER>_TOOLS_EXCLUDE`): which tools to offer at all,
-  so a user keeps the suite under a client's tool cap. A name that matches no tool, or a list that
-  leaves nothing, is a configuration error at startup, never a silently smaller or empty server.
+  so a user keeps the suite under a client's tool cap. A name that matches no tool, a list that
+  leaves nothing, or one that leaves only write tools whose gate is off (`ServerSpec.check_startup`)
+  is a configuration error at startup, never a silently smaller or empty server.
 """
 
 from __future__ import annotations

@@ -114,6 +114,73 @@ def mask(value: str | None) -> str:
     return DISPLAY_MASK if value else ""
 
 
+# Query parameters whose values are credentials (`?api_key=…`, `&X-Amz-Signature=…`, `?sig=…`).
+_SECRET_PARAM = re.compile(
+    r"(?i)(?:key|token|secret|signature|passw(?:or)?d|pwd|credential|auth|session)|\A(?:sig|pass|pw)\Z"
+)
+_BARE_TOKEN_LENGTH = 16  # a shorter bare user name is a name ("admin"), masking it would mask the word
+_URL = re.compile(r"(?i)\A[a-z][a-z0-9+.-]*://")
+
+
+def url_secrets(value: str | None) -> list[str]:
+    """The credentials inside a URL: its userinfo password (or the user when it is a bare token,
+    `https://TOKEN@host`) and the values of secret-looking query parameters. Empty for anything else."""
+    if not value or not _URL.match(value.strip()):
+        return []
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return []
+    found: list[str] = []
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at and userinfo:
+        user, colon, password = userinfo.partition(":")
+        if colon:
+            found += [password, unquote(password)]
+        elif len(user) >= _BARE_TOKEN_LENGTH:  # a token as the user (`https://TOKEN@host`), not `admin@`
+            found += [user, unquote(user)]
+    found += [v for k, v in parse_qsl(parts.query, keep_blank_values=False) if _SECRET_PARAM.search(k)]
+    return [f for f in dict.fromkeys(found) if f]
+
+
+def register_url_secrets(value: str | None) -> None:
+    """Register the credentials a URL carries (see `url_secrets`), so logs and errors mask them too."""
+    for found in url_secrets(value):
+        register_secret(found)
+
+
+def mask_url(value: str) -> str:
+    """A URL for display: userinfo masked whole, and the values of secret-looking query parameters masked;
+    anything that is not a URL is returned unchanged."""
+    if not _URL.match(value.strip()):
+        return value
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return DISPLAY_MASK  # an unparsable URL-looking value: show nothing rather than a credential
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if at and userinfo:
+        netloc = f"{DISPLAY_MASK}@{host}"
+    query = "&".join(_masked_param(item) for item in parts.query.split("&")) if parts.query else ""
+    if netloc == parts.netloc and query == parts.query:
+        return value  # nothing to hide: shown exactly as set
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _masked_param(item: str) -> str:
+    from urllib.parse import unquote_plus
+
+    name, equals, value = item.partition("=")
+    if equals and value and _SECRET_PARAM.search(unquote_plus(name)):
+        return f"{name}={DISPLAY_MASK}"
+    return item
+
+
 class RedactingFilter(logging.Filter):
     """Logging filter that masks secrets in the final message (args included), traceback and stack."""
 

@@ -176,8 +176,8 @@ class LazyTools(Sequence[ToolDef]):
 
 def tool_names_in(module: ModuleType, *, exclude: Sequence[str] = ()) -> tuple[str, ...]:
     """The tool names a server's `names.py` defines (its upper-case string constants), known without
-    importing the tools: `ServerSpec(tool_names=tool_names_in(names))` lets allow-lists be checked
-    before a lazy server loads its tool modules."""
+    importing the tools: `ServerSpec(tool_names=tool_names_in(names), write_tools=...)` lets allow-lists be
+    checked before a lazy server loads its tool modules."""
     return tuple(
         value
         for key, value in vars(module).items()
@@ -200,6 +200,10 @@ class ServerSpec(Generic[StateT]):
     # Every tool's name, known without importing the tools (from names.py): a lazy server's allow-lists are
     # then checked at startup without loading its tool modules. Empty: read from `tools`.
     tool_names: Sequence[str] = ()
+    # Each write tool's name → the key of the gate it waits for ("" for the server's own), known without
+    # importing the tools: an allow-list that keeps only gated tools is then refused at startup. None: read
+    # from `tools` (a lazy server then loads its tools when an allow-list is set).
+    write_tools: Mapping[str, str] | None = None
     make_state: Callable[[Settings], StateT] | None = None
     close_state: Callable[[StateT], Awaitable[None] | None] | None = None
     settings: Sequence[SettingSpec] = ()
@@ -208,6 +212,13 @@ class ServerSpec(Generic[StateT]):
     aliases: tuple[str, ...] = ()  # short names for the CLI: "bi"
     summary: str = ""  # one line for `sophia tools`/`config`
     version: str = field(default="0.1.0")
+
+    def __post_init__(self) -> None:
+        if self.tool_names and self.write_tools is None:
+            raise ValueError(
+                f"{self.name}: declare write_tools with tool_names, so allow-lists are checked against the write "
+                "gates without importing the tools"
+            )
 
     @property
     def cli_name(self) -> str:
@@ -240,9 +251,41 @@ class ServerSpec(Generic[StateT]):
             return tuple(self.tool_names)
         return tuple(t.name for t in self.tools)
 
+    def known_write_tools(self) -> dict[str, str]:
+        """Each write tool's name → its gate's key; from `write_tools` when declared (no tool import)."""
+        if self.write_tools is not None and not (isinstance(self.tools, LazyTools) and self.tools.loaded):
+            return {name: gate or self.key for name, gate in self.write_tools.items()}
+        return {t.name: self.gate_of(t) for t in self.tools if t.writes}
+
     def tool_selection(self, settings: Settings) -> ToolSelection:
         """The tools its allow-lists keep; a ConfigError (naming its tools) for an unknown name or none left."""
         return select_tools(settings, self.key, self.known_tool_names(), server=self.name, aliases=self.aliases)
+
+    def check_startup(self, settings: Settings) -> ToolSelection:
+        """The allow-lists' selection, or a ConfigError: an unknown name, nothing left, or only write tools
+        whose gates are closed (the server would start and offer nothing)."""
+        selection = self.tool_selection(settings)
+        if selection.kept is None:
+            return selection
+        writes = self.known_write_tools()
+        if any(name not in writes or writes_allowed(settings, writes[name]) for name in selection.kept):
+            return selection  # a read tool, or a write tool whose gate is open: the server offers something
+        closed = sorted({writes[name] for name in selection.kept})
+        kept = ", ".join(sorted(selection.kept))
+        lists = " and ".join(
+            f"{v}={settings.get_local(v)}"
+            for v in (self.tools_variable, self.tools_exclude_variable)
+            if (settings.get_local(v) or "").strip()
+        )
+        variables = [write_gate_variable(key) for key in closed]
+        raise ConfigError(
+            f"{self.name}: {lists} {'leaves' if ' and ' not in lists else 'leave'} only write tools ({kept}), "
+            f"and {' and '.join(variables)} {'is' if len(variables) == 1 else 'are'} not set to 1, so the server "
+            "would offer no tool.",
+            hint=f"Set {' and '.join(f'{v}=1' for v in variables)} (in the environment, the local ESC file or .env) "
+            f"to offer {'it' if len(selection.kept) == 1 else 'them'}, or allow a read tool too; then restart "
+            "the server.",
+        )
 
     def all_settings(self) -> tuple[SettingSpec, ...]:
         """The server's declared settings, plus its allow-lists and one variable per write gate its tools use."""
@@ -282,9 +325,10 @@ class ServerSpec(Generic[StateT]):
             t for t in self.tools if t.name in selection and (not t.writes or writes_allowed(settings, self.gate_of(t)))
         ]
         if not tools and selection.kept is not None:
-            # The allow-lists named only write tools whose gate is closed (known only once the tools load).
+            # `check_startup` refuses this; reaching it means `write_tools` disagrees with the tools.
             log.error(
-                "%s offers no tool: %s keeps only write tools and their write gate is off.",
+                "%s offers no tool: %s keeps only write tools and their write gate is off "
+                "(its declared write_tools disagree with its tools: a bug).",
                 self.name,
                 self.tools_variable,
             )
@@ -308,7 +352,7 @@ def build_server(spec: ServerSpec[Any], settings: Settings | None = None) -> MCP
     # The declared settings, not `all_settings()`: that walks the tools (and may import them); a write
     # gate or an allow-list resolves without being declared.
     settings = settings or Settings(specs=spec.settings)
-    spec.tool_selection(settings)  # a bad allow-list fails here, before the server starts
+    spec.check_startup(settings)  # a bad allow-list fails here, before the server starts
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Any]:

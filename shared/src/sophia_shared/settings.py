@@ -23,7 +23,7 @@ from .errors import ConfigError, missing_setting
 from .esc_file import read_esc_file
 from .esc_remote import open_esc_environment
 from .paths import config_dir
-from .redaction import mask, register_secret
+from .redaction import mask, mask_url, register_secret, register_url_secrets
 from .setting_specs import CORE_SETTINGS, SettingSpec, is_secret_name
 from .sources import EscOpener, SourceValues, read_dotenv
 
@@ -45,7 +45,8 @@ class Resolved:
     secret: bool
 
     def display(self) -> str:
-        return mask(self.value) if self.secret else self.value
+        """The value as `sophia doctor` shows it: masked when secret; a URL's credentials masked otherwise."""
+        return mask(self.value) if self.secret else mask_url(self.value)
 
 
 class Settings:
@@ -91,6 +92,8 @@ class Settings:
         for name, value in self._environ.items():
             if self.is_secret(name):
                 register_secret(value)
+            else:
+                register_url_secrets(value)  # https://user:password@host in a non-secret URL setting
 
     def _bootstrap(self, name: str) -> str | None:
         value = self._environ.get(name)
@@ -164,6 +167,8 @@ class Settings:
         for key, value in source.values.items():
             if key in source.secrets or self.is_secret(key):
                 register_secret(value)
+            else:
+                register_url_secrets(value)
 
     # -- public API ----------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ SPEC: ServerSpec[DataState] = ServerSpec(
     ),
     tools=LazyTools(_tools),
     tool_names=tool_names_in(names),
+    write_tools=dict.fromkeys((names.SCRAPE_BATCH, names.APIFY_RUN_ACTOR, names.PHANTOM_LAUNCH), ""),
     make_state=DataState,
     close_state=DataState.close,
     settings=SETTINGS,
