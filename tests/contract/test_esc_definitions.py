@@ -201,3 +201,57 @@ def test_a_concurrent_edit_is_not_overwritten(
     }
     for value in (NEW_KEY, "zr-canary-a81f"):
         assert value not in said
+
+
+HAND_WRITTEN = f"""\
+# hand-written, keep me
+values:
+  country: NO
+  debug: on
+  mode: 0755
+  data_intelligence:
+    tavily-api-key: {{fn::secret: {OLD_KEY}}}  # rotated weekly
+"""
+
+
+def hand_write(fake: FakeEscServer, text: str) -> None:
+    from tests.fakes.esc_server import Revision
+
+    fake.revisions[REF].append(Revision(len(fake.revisions[REF]) + 1, text, "now"))
+
+
+def test_export_apply_edits_a_hand_written_definition_without_rewriting_it(
+    fake: FakeEscServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULUMI_ACCESS_TOKEN", VALID_TOKEN)
+    monkeypatch.setenv("PULUMI_BACKEND_URL", fake.url)
+    hand_write(fake, HAND_WRITTEN)
+    code, said = sophia(capsys, monkeypatch, "secrets", "export", "--from-json", "-", "--apply", REF, stdin=INPUT)
+    assert code == 0, said
+    # `NO`, `on` and `0755` stay as written (YAML 1.2, as ESC reads them), and so does the comment.
+    assert fake.definition(REF) == HAND_WRITTEN.replace(OLD_KEY, NEW_KEY) + (
+        "    zenrows-api-key:\n      fn::secret: zr-canary-a81f\n"
+    )
+    assert "1 added, 1 changed, 0 unchanged; 3 other value(s) kept as they are" in said
+    for value in (NEW_KEY, OLD_KEY, "zr-canary-a81f", "ghs_canary_1234"):
+        assert value not in said
+
+
+def test_an_alias_bomb_definition_is_refused_before_the_environment_is_opened(
+    fake: FakeEscServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULUMI_ACCESS_TOKEN", VALID_TOKEN)
+    monkeypatch.setenv("PULUMI_BACKEND_URL", fake.url)
+    keys = [f"k{i}" for i in range(10)]
+    lines = ["values:", "  a0: &a0 {" + ", ".join(f"{k}: x" for k in keys) + "}"]
+    lines += [f"  a{n}: &a{n} {{" + ", ".join(f"{k}: *a{n - 1}" for k in keys) + "}" for n in range(1, 9)]
+    hand_write(fake, "\n".join(lines) + "\n")
+    before = fake.definition(REF)
+    code, said = sophia(capsys, monkeypatch, "secrets", "export", "--from-json", "-", "--apply", REF, stdin=INPUT)
+    assert code == 2
+    assert f"The definition of {REF} has more than 200,000 values once its YAML aliases are expanded" in said
+    assert "Nothing was written." in said
+    assert fake.definition(REF) == before
+    assert not [r for r in fake.requests if r.method in {"PATCH", "POST"}]  # not opened, not written
+    for value in (NEW_KEY, "zr-canary-a81f"):
+        assert value not in said

@@ -106,7 +106,7 @@ def test_doctor_shows_sources_and_masks_secrets(tmp_path: Path) -> None:
     done = sophia("doctor", "--timeout", "20", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ") and line.split()}
-    assert "dotenv" in lines["TAVILY_API_KEY"] and DISPLAY_MASK in lines["TAVILY_API_KEY"]
+    assert " .env " in lines["TAVILY_API_KEY"] and DISPLAY_MASK in lines["TAVILY_API_KEY"]
     assert "SOPHIA_LOG_LEVEL" in lines and " env " in lines["SOPHIA_LOG_LEVEL"]
     assert "business-intelligence " in done.stdout and " ok " in done.stdout
     assert SECRET not in done.stdout + done.stderr
@@ -166,8 +166,8 @@ def test_doctor_and_server_read_settings_from_pulumi_esc(tmp_path: Path) -> None
         load_demo_dataset(tmp_path / "esc.duckdb")
         called = sophia("call", "bi", "warehouse_query", '{"sql": "SELECT COUNT(*) FROM CRM.DEALS"}', "--json", env=env)
     lines = {line.split()[0]: line for line in doctor.stdout.splitlines() if line.startswith("  ") and line.split()}
-    assert "esc:acme/sophia/dev" in lines["TAVILY_API_KEY"]
-    assert "esc:acme/sophia/dev" in lines["SOPHIA_DUCKDB_PATH"]
+    assert "ESC acme/sophia/dev" in lines["TAVILY_API_KEY"]
+    assert "ESC acme/sophia/dev" in lines["SOPHIA_DUCKDB_PATH"]
     assert "opened, 2 value(s)" in doctor.stdout
     assert SECRET not in doctor.stdout + doctor.stderr
     assert "pul-test-token-0001" not in doctor.stdout + doctor.stderr

@@ -13,7 +13,7 @@ from sophia_shared.redaction import redact, too_short_to_redact
 from sophia_shared.registry import all_setting_specs
 from sophia_shared.settings import Settings
 
-from .secrets_check import missing_lines
+from .secrets_check import missing_lines, source_word
 from .servers import all_servers
 
 
@@ -47,7 +47,7 @@ def run_doctor(*, timeout: float) -> int:
     rows = settings.all_resolved()
     width = max((len(r.name) for r in rows), default=10)
     for resolved in rows:
-        print(f"  {resolved.name:<{width}}  {resolved.source:<22} {resolved.display()}")
+        print(f"  {resolved.name:<{width}}  {source_word(resolved.source):<22} {resolved.display()}")
     if not rows:
         print("  (nothing set: every server runs on its embedded defaults)")
     short = [r.name for r in rows if r.secret and too_short_to_redact(r.value)]

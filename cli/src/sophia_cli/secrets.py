@@ -71,14 +71,14 @@ def run_export(args: argparse.Namespace) -> int:
         raise InputError("--apply needs the ESC environment to write to: ORG/PROJECT/ENV.")
     if args.out is not None and args.env:
         raise InputError("Give either ORG/PROJECT/ENV or --out FILE, not both.")
+    target = ex.out_target(args.out) if args.out is not None else None  # before any input is read
     if args.from_json is not None:
         if args.from_json == "-":
-            text, where = sys.stdin.read(ex.MAX_INPUT_BYTES + 1), "the JSON on stdin"
+            where = "the JSON on stdin"
+            text = ex.read_stream(sys.stdin, where)
         else:
-            try:
-                text, where = Path(args.from_json).read_text(encoding="utf-8"), f"the JSON file {args.from_json}"
-            except (OSError, UnicodeDecodeError) as exc:
-                raise InputError(f"Cannot read {args.from_json}: {exc}. {ex.NOTHING_WRITTEN}") from None
+            where = f"the JSON file {args.from_json}"
+            text = ex.read_file(Path(args.from_json), where)
         variables = ex.variables_from_json(text, where)
     elif args.from_dotenv is not None:
         variables = ex.variables_from_dotenv(args.from_dotenv)
@@ -90,23 +90,37 @@ def run_export(args: argparse.Namespace) -> int:
     if not plan.placed:
         raise InputError(f"No variable matches a group, so there is nothing to export. {ex.NOTHING_WRITTEN}")
 
-    if args.out is not None:
-        existing = ex.parse_definition(
-            args.out.read_text(encoding="utf-8") if args.out.is_file() else None, str(args.out)
-        )
-        result = ex.merge(existing, plan, str(args.out))
-        _say(f"Definition {args.out}:")
-        for line in ex.diff_lines(result, plan):
-            _say(line)
-        ex.write_private_file(args.out, ex.render_definition(result.definition))
-        _say(f"Wrote {args.out} (owner-only permissions; it holds the values in plain text).")
-        return 0
+    if target is not None:
+        return _export_to_file(args.out, target, plan)
     if not args.env:
         _say("Would export (give ORG/PROJECT/ENV or --out FILE to write):")
         for item in plan.placed:
             _say(f"  {item.path}  ({item.variable})")
         return 0
     return _export_to_esc(args.env, plan, apply=args.apply)
+
+
+def _export_to_file(shown: Path, target: Path, plan: Any) -> int:
+    from sophia_shared.errors import InputError
+
+    from . import secrets_export as ex
+
+    before: str | None = None
+    if target.exists():
+        before = ex.read_file(target, f"the existing definition {shown}")
+    existing = ex.parse_definition(before, str(shown))
+    result = ex.merge(existing, plan, str(shown))
+    text = ex.render_definition(result.definition, like=before)
+    ex.check_kept(before, text, result, plan, str(shown))
+    _say(f"Definition {shown}:")
+    for line in ex.diff_lines(result, plan, layout=ex.layout_changes(before)):
+        _say(line)
+    try:
+        ex.write_private_file(target, text)
+    except OSError as exc:
+        raise InputError(f"Cannot write --out {shown}: {exc.strerror or exc}. {ex.NOTHING_WRITTEN}") from None
+    _say(f"Wrote {target} (owner-only permissions; it holds the values in plain text).")
+    return 0
 
 
 def _export_to_esc(ref: str, plan: Any, *, apply: bool) -> int:
@@ -125,16 +139,19 @@ def _export_to_esc(ref: str, plan: Any, *, apply: bool) -> int:
         )
     backend = settings.get("PULUMI_BACKEND_URL")
     found = esc_remote.read_definition(ref, token=token, backend_url=backend)
+    before = found.text if found else None
+    existing = ex.parse_definition(before, ref)  # refuses an unusable definition before anything else
     current: dict[str, Any] | None = None
     if found is not None:
         try:  # the decrypted values tell which keys really change; an encrypted definition cannot
             current = dict(esc_remote.open_environment(ref, token=token, backend_url=backend).document.values)
         except ConfigError as exc:
             _say(f"(could not open {ref} to compare values, so every key present counts as changed: {exc.message})")
-    existing = ex.parse_definition(found.text if found else None, ref)
     result = ex.merge(existing, plan, ref, current_values=current)
+    text = ex.render_definition(result.definition, like=before)
+    ex.check_kept(before, text, result, plan, ref)
     _say(f"{'New' if found is None else 'Existing'} ESC environment {ref}:")
-    for line in ex.diff_lines(result, plan):
+    for line in ex.diff_lines(result, plan, layout=ex.layout_changes(before)):
         _say(line)
     if not apply:
         _say(f"Dry run: nothing written. Add --apply to write {ref}.")
@@ -148,7 +165,6 @@ def _export_to_esc(ref: str, plan: Any, *, apply: bool) -> int:
         if found is None:
             raise ConfigError(f"Pulumi ESC created {ref} but cannot read it back. {ex.NOTHING_WRITTEN}")
         _say(f"Created {ref}.")
-    text = ex.render_definition(result.definition)
     esc_remote.update_definition(ref, text, etag=found.etag, token=token, backend_url=backend)
     _say(f"Applied to {ref}: {len(result.added)} added, {len(result.changed)} changed.")
     return 0

@@ -51,7 +51,7 @@ def collect(settings: Settings) -> list[ServerCredentials]:
                 CredentialStatus(
                     spec.name,
                     row.vendor,
-                    _source_word(resolved.source) if resolved else None,
+                    source_word(resolved.source) if resolved else None,
                     resolved.display() if resolved else "",
                     row.group,
                     esc_key(spec.name),
@@ -61,7 +61,8 @@ def collect(settings: Settings) -> list[ServerCredentials]:
     return found
 
 
-def _source_word(label: str) -> str:
+def source_word(label: str) -> str:
+    """A `Resolved.source` label in the words `secrets check` uses: env, ESC file, ESC org/project/env, .env."""
     return _SOURCE_WORDS.get(label, f"ESC {label.removeprefix('esc:')}" if label.startswith("esc:") else label)
 
 
@@ -76,6 +77,21 @@ def esc_line(settings: Settings) -> tuple[bool, str]:
     return True, f"Pulumi ESC {ref}: opened, {settings.esc_value_count()} value(s) mapped to settings"
 
 
+def esc_file_line(settings: Settings) -> tuple[bool, str]:
+    """(ok, one line) on the local ESC file (SOPHIA_ESC_FILE, else the config folder's esc.yaml)."""
+    from sophia_shared.errors import ConfigError
+    from sophia_shared.esc_file import read_esc_file
+
+    path = settings.esc_file_path()
+    if not path.is_file():
+        return True, f"ESC file {path}: absent"
+    try:
+        values = read_esc_file(path, groups=settings.esc_groups).values
+    except ConfigError as exc:
+        return False, f"ESC file {path}: found, NOT READ: {exc.message.splitlines()[0]}"
+    return True, f"ESC file {path}: found, {len(values)} value(s) mapped to settings"
+
+
 def where_to_add(item: CredentialStatus, ref: str | None) -> str:
     target = f"ESC environment {ref}" if ref else "your ESC environment"
     return f"add `{item.key}: {{fn::secret: …}}` under values.{item.group} in {target} (or set {item.name})"
@@ -83,7 +99,9 @@ def where_to_add(item: CredentialStatus, ref: str | None) -> str:
 
 def check_lines(settings: Settings) -> tuple[bool, list[str]]:
     ok, esc = esc_line(settings)
-    lines = [esc, ""]
+    file_ok, esc_file = esc_file_line(settings)
+    ok = ok and file_ok
+    lines = [esc, esc_file, ""]
     ref = settings.esc_ref
     for server in collect(settings):
         lines.append(f"{server.name} (ESC group {server.key})")

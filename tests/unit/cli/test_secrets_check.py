@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,32 @@ def test_rotate_check_reports_changed_names_only(
     stored = (data_dir() / "secrets" / "esc-fingerprints.json").read_text()
     assert ESC_KEY not in stored and "tvly-rotated-canary-1" not in stored
     assert (data_dir() / "secrets" / "esc-fingerprints.json").stat().st_mode & 0o077 == 0
+
+
+def test_check_names_the_local_esc_file_when_it_is_the_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOPHIA_ESC_ENV", raising=False)
+    esc_file = tmp_path / "esc.yaml"
+    esc_file.write_text(f"values:\n  data_intelligence:\n    tavily-api-key:\n      fn::secret: {ESC_KEY}\n")
+    monkeypatch.setenv("SOPHIA_ESC_FILE", str(esc_file))
+    code, said = sophia(capsys, monkeypatch, "secrets", "check")
+    assert code == 0, said
+    assert said.splitlines()[1] == f"ESC file {esc_file}: found, 1 value(s) mapped to settings"
+    assert "present  ESC file" in line_of(said, "TAVILY_API_KEY")
+    assert ESC_KEY not in said
+    esc_file.unlink()
+    code, said = sophia(capsys, monkeypatch, "secrets", "check")
+    assert said.splitlines()[1] == f"ESC file {esc_file}: absent"
+
+
+def test_check_fails_on_an_esc_file_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOPHIA_ESC_ENV", raising=False)
+    esc_file = tmp_path / "esc.yaml"
+    esc_file.write_text("values: [not, a, mapping\n")
+    monkeypatch.setenv("SOPHIA_ESC_FILE", str(esc_file))
+    code, said = sophia(capsys, monkeypatch, "secrets", "check")
+    assert code == 1
+    assert said.splitlines()[1].startswith(f"ESC file {esc_file}: found, NOT READ: ")

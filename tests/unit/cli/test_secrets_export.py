@@ -95,7 +95,7 @@ def test_a_value_in_another_servers_group_is_not_read_there() -> None:
         ('{"TAVILY_API_KEY": "tvly-1", ', "is not valid JSON"),
         ('["TAVILY_API_KEY"]', "not an object of NAME: value"),
         ('{"FOO_BAR": "aaaa1", "foo-bar": "bbbb2"}', "FOO_BAR and foo-bar are the same variable (FOO_BAR)"),
-        ('{"TAVILY_API_KEY": "a1", "TAVILY_API_KEY": "b2"}', "TAVILY_API_KEY and TAVILY_API_KEY are the same"),
+        ('{"TAVILY_API_KEY": "a1", "TAVILY_API_KEY": "b2"}', "TAVILY_API_KEY is set twice."),
         ('{"TAVILY_API_KEY": ""}', "TAVILY_API_KEY is empty"),
         ('{"TAVILY_API_KEY": "   "}', "TAVILY_API_KEY is empty"),
         ('{"TAVILY_API_KEY": 12345}', "TAVILY_API_KEY is a JSON number, not a string"),
@@ -249,3 +249,246 @@ def test_apply_without_an_environment_is_refused(
 ) -> None:
     code, said = sophia(capsys, monkeypatch, "secrets", "export", "--from-json", "-", "--apply", stdin="{}")
     assert code == 2 and "--apply needs the ESC environment" in said
+
+
+# -- round-trip merge: what is not exported stays as written -----------------------------------
+
+HAND_WRITTEN = """\
+# Team environment: edited by hand, keep these comments
+imports:
+    - shared/base   # the shared base
+values:
+    flags:
+        country: NO          # Norway, a string in YAML 1.2
+        debug: on
+        mode: 0755
+        quoted: 'single'
+        version: 1.10
+        base: &base {region: eu-north-1}
+        copy: *base
+        unused: &spare [a, b]
+    data_intelligence:
+        tavily-api-key: {fn::secret: tvly-old-0000}   # rotated weekly
+        apify-api-token: {fn::secret: apify-same-1234}
+"""
+
+
+def export_to(
+    out: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
+) -> tuple[int, str]:
+    return sophia(
+        capsys, monkeypatch, "secrets", "export", "--from-json", "-", "--out", str(out), stdin=json.dumps(variables)
+    )
+
+
+def test_out_edits_the_definition_in_place_keeping_everything_else_byte_for_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sophia_shared.esc_eval import evaluate_file, plain
+
+    out = tmp_path / "esc.yaml"
+    out.write_text(HAND_WRITTEN)
+    variables = {"TAVILY_API_KEY": "tvly-cnry-9d1", "APIFY_API_TOKEN": "apify-same-1234", "ZENROWS_API_KEY": "zr-c1"}
+    code, said = export_to(out, capsys, monkeypatch, variables)
+    assert code == 0, said
+    expected = HAND_WRITTEN.replace("{fn::secret: tvly-old-0000}", "{fn::secret: tvly-cnry-9d1}") + (
+        "        zenrows-api-key:\n            fn::secret: zr-c1\n"
+    )
+    assert out.read_text() == expected  # comments, quoting, anchors, flow style, indentation: all kept
+    assert "1 added, 1 changed, 1 unchanged; 8 other value(s) kept as they are" in said
+    assert "new spacing" not in said  # nothing else was re-laid out
+    # Read as ESC reads it (YAML 1.2 core): the hand-written scalars keep their meaning.
+    flags = plain(evaluate_file(out).values["flags"])
+    assert flags["country"] == "NO" and flags["debug"] == "on" and flags["mode"] == 755
+    assert flags["copy"] == {"region": "eu-north-1"} and flags["unused"] == ["a", "b"]
+    for value in (*variables.values(), "tvly-old-0000"):
+        assert value not in said
+
+
+def test_an_export_that_changes_nothing_leaves_the_file_text_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "esc.yaml"
+    out.write_text(HAND_WRITTEN)
+    code, said = export_to(out, capsys, monkeypatch, {"APIFY_API_TOKEN": "apify-same-1234"})
+    assert code == 0, said
+    assert out.read_text() == HAND_WRITTEN
+    assert "0 added, 0 changed, 1 unchanged" in said and "apify-same-1234" not in said
+
+
+def test_a_layout_the_round_trip_cannot_keep_is_said_and_values_still_read_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "esc.yaml"
+    out.write_text("values:\n  keep:   {a:   1}\n  other: x\n")
+    code, said = export_to(out, capsys, monkeypatch, {"TAVILY_API_KEY": "tvly-canary-lay-1"})
+    assert code == 0, said
+    assert "line(s) of it get new spacing or indentation, with the same values" in said
+    written = yaml.safe_load(out.read_text())
+    assert written["values"]["keep"] == {"a": 1} and written["values"]["other"] == "x"
+    assert "tvly-canary-lay-1" not in said
+
+
+def alias_bomb(levels: int = 9) -> str:
+    keys = [f"k{i}" for i in range(10)]
+    lines = ["values:", "  a0: &a0 {" + ", ".join(f"{k}: x" for k in keys) + "}"]
+    for level in range(1, levels):
+        lines.append(f"  a{level}: &a{level} {{" + ", ".join(f"{k}: *a{level - 1}" for k in keys) + "}")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_definition_is_refused_quickly_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    out = tmp_path / "esc.yaml"
+    bomb = alias_bomb()
+    assert len(bomb) < 1000  # under 1 kB, ~10^9 values once expanded
+    out.write_text(bomb)
+    started = time.monotonic()
+    code, said = export_to(out, capsys, monkeypatch, {"TAVILY_API_KEY": "tvly-canary-bomb-1"})
+    assert time.monotonic() - started < 10
+    assert code == 2
+    assert f"has more than {ex.MAX_DEFINITION_NODES:,} values once its YAML aliases are expanded" in said
+    assert "Nothing was written." in said and "Definition" not in said
+    assert out.read_text() == bomb
+    assert "tvly-canary-bomb-1" not in said
+    with pytest.raises(ex.InputError, match="YAML aliases"):  # merge() caps its own walk too
+        ex.merge(yaml.safe_load(bomb), ex.plan_export({"TAVILY_API_KEY": "tvly-x-1"}), "x")
+
+
+@pytest.mark.parametrize("kind", ["directory", "missing folder", "missing folder via a link"])
+def test_an_unusable_out_path_is_refused_before_anything_is_read(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if kind == "directory":
+        out = tmp_path / "adir"
+        out.mkdir()
+    elif kind == "missing folder":
+        out = tmp_path / "nowhere" / "esc.yaml"
+    else:
+        out = tmp_path / "link.yaml"
+        out.symlink_to(tmp_path / "gone" / "esc.yaml")
+    code, said = export_to(out, capsys, monkeypatch, {"TAVILY_API_KEY": "tvly-canary-dir-1"})
+    assert code == 2, said
+    message = said.splitlines()[0]
+    assert f"--out {out}" in message and message.endswith("Nothing was written.")
+    assert "server" not in said and "Definition" not in said and "Errno" not in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        {"directory": ["adir"], "missing folder": [], "missing folder via a link": ["link.yaml"]}[kind]
+    )
+    assert "tvly-canary-dir-1" not in said
+
+
+def test_out_onto_a_symlink_writes_the_file_it_points_to_and_keeps_the_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "config" / "esc.yaml"
+    real.parent.mkdir()
+    real.write_text("values:\n  other: kept\n")
+    link = tmp_path / "esc-link.yaml"
+    link.symlink_to(real)
+    code, said = export_to(link, capsys, monkeypatch, {"TAVILY_API_KEY": "tvly-canary-link-1"})
+    assert code == 0, said
+    assert link.is_symlink() and link.resolve() == real
+    assert yaml.safe_load(real.read_text())["values"] == {
+        "other": "kept",
+        "data_intelligence": {"tavily-api-key": {"fn::secret": "tvly-canary-link-1"}},
+    }
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert sorted(p.name for p in real.parent.iterdir()) == ["esc.yaml"]  # no temporary left behind
+    assert "tvly-canary-link-1" not in said
+
+
+# -- input messages ----------------------------------------------------------------------------
+
+
+def test_a_dotenv_names_the_lines_of_a_variable_set_twice(tmp_path: Path) -> None:
+    twice = tmp_path / "twice.env"
+    twice.write_text("\n\nTAVILY_API_KEY=tvly-aaaa\n# a comment\nTAVILY_API_KEY=tvly-bbbb\nfoo-bar=1\nFOO_BAR=2\n")
+    with pytest.raises(ex.InputError) as caught:
+        ex.variables_from_dotenv(twice)
+    message = caught.value.message
+    assert "TAVILY_API_KEY is set twice (lines 3 and 5)" in message
+    assert "foo-bar and FOO_BAR are the same variable (FOO_BAR) after normalisation (lines 6 and 7)" in message
+    assert "tvly-aaaa" not in message and "tvly-bbbb" not in message
+
+
+def test_a_dotenv_error_names_its_own_line_not_an_earlier_identical_text(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.env"
+    bad.write_text("TAVILY_API_KEY=oops bad\n\noops bad\n")
+    with pytest.raises(ex.InputError, match=r"line 3, is not NAME=value\. Nothing was written\."):
+        ex.variables_from_dotenv(bad)
+
+
+def test_oversized_stdin_is_refused_without_claiming_a_wrong_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "esc.yaml"
+    huge = json.dumps({"TAVILY_API_KEY": "é" * ex.MAX_INPUT_BYTES})  # 2 MB of UTF-8 in 1 M characters
+    code, said = sophia(capsys, monkeypatch, "secrets", "export", "--from-json", "-", "--out", str(out), stdin=huge)
+    assert code == 2 and not out.exists()
+    assert (
+        "the JSON on stdin is more than 1,000,000 bytes; the most accepted is 1,000,000. Nothing was written." in said
+    )
+
+
+def test_a_big_json_file_is_refused_by_its_size_before_it_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024)  # sparse: 64 MiB that cost nothing
+
+    def no_whole_read(self: Path, *args: object, **kwargs: object) -> str:
+        raise AssertionError(f"{self} was read whole")
+
+    monkeypatch.setattr(Path, "read_text", no_whole_read)
+    monkeypatch.setattr(Path, "read_bytes", no_whole_read)
+    code, said = sophia(capsys, monkeypatch, "secrets", "export", "--from-json", str(big))
+    assert code == 2
+    assert f"the JSON file {big} is 67,108,864 bytes; the most accepted is 1,000,000. Nothing was written." in said
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "the JSON on stdin is nested too deeply"),
+        ('{"TAVILY_API_KEY": ' + "[" * 100_000 + "]" * 100_000 + "}", "the JSON on stdin is nested too deeply"),
+        ('{"TAVILY_API_KEY\\n": "tvly-canary-nl-1"}', "'TAVILY_API_KEY\\n' is not a variable name"),
+    ],
+)
+def test_deep_json_and_a_name_with_a_trailing_newline_are_clear_errors(
+    text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "esc.yaml"
+    code, said = sophia(capsys, monkeypatch, "secrets", "export", "--from-json", "-", "--out", str(out), stdin=text)
+    assert code == 2, said
+    assert message in said and "Nothing was written." in said and not out.exists()
+    assert "RecursionError" not in said and "tvly-canary-nl-1" not in said
+
+
+def test_values_that_look_like_other_yaml_types_read_back_as_the_same_strings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sophia_shared.esc_eval import evaluate_file, plain
+
+    out = tmp_path / "esc.yaml"
+    tricky = {
+        "TAVILY_API_KEY": "NO",
+        "APIFY_API_TOKEN": "on",
+        "ZENROWS_API_KEY": "0755",
+        "PINECONE_API_KEY": "null",
+        "SNOWFLAKE_PRIVATE_KEY": "-----BEGIN KEY-----\ncanary-pem-1\n-----END KEY-----\n",
+    }
+    code, said = export_to(out, capsys, monkeypatch, tricky)
+    assert code == 0, said
+    as_yaml_11 = yaml.safe_load(out.read_text())["values"]  # an older (YAML 1.1) reader
+    as_esc = evaluate_file(out).values  # YAML 1.2 core, as ESC reads it
+    for name, value in tricky.items():
+        group, key = group_of(name), esc_key(name)
+        assert group is not None
+        assert as_yaml_11[group][key] == {"fn::secret": value}
+        assert plain(as_esc[group])[key] == value
+    assert "canary-pem-1" not in said
