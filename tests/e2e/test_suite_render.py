@@ -18,6 +18,7 @@ import yaml
 from sophia_infrastructure.suite.plugins import ensure_kubernetes_plugin
 from sophia_infrastructure.suite.program import suite_program
 from sophia_infrastructure.suite.topology import NAMESPACE, PROJECT
+from sophia_shared.errors import InputError
 
 pytestmark = pytest.mark.slow
 CLI_VERSION = "3.276.0"
@@ -195,5 +196,5 @@ async def test_cost_report_reads_replicas_from_the_real_stack_config(
     )
     assert {w.workload: w.replicas for w in report.workloads}["data"] == 5
     assert report.measurements.startswith("no measurements")
-    missing, why = read_suite_config(state, "nosuch")
-    assert missing is None and "sophia-nosuch could not be read" in why
+    with pytest.raises(InputError, match="sophia-nosuch is not deployed"):
+        read_suite_config(state, "nosuch")

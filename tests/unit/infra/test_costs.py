@@ -194,7 +194,11 @@ async def test_without_prometheus_the_report_says_no_measurements(tmp_path: Path
     )
     assert fake.calls == []
     assert report.measurements.startswith("no measurements (SOPHIA_PROMETHEUS_URL is not set)")
-    assert report.month_delta_usd == 0 and all(w.suggested_replicas == w.replicas for w in report.workloads)
+    assert report.month_delta_usd == 0
+    # Unmeasured: no suggestion and no measured figures, as nulls (not -1 or the current count).
+    assert all(w.suggested_replicas is None and w.month_delta_usd is None for w in report.workloads)
+    assert all(w.cpu_cores_used is None and w.memory_percent_of_requests is None for w in report.workloads)
+    assert "resting on the node prices below" in report.render_text()
     assert "not checked (LAMBDA_API_KEY is not set)" in report.lambda_checked
     # defaults: ai 2×17.52 + data 3×8.76 + bi 547.50 + infrastructure 8.76 + gateway 3×17.52
     assert report.month_usd == round(2 * 17.52 + 3 * 8.76 + 547.50 + 8.76 + 3 * 17.52, 2)

@@ -41,3 +41,21 @@ def test_replace_update_and_refresh_against_real_files(pulumi_env: dict[str, str
     refreshed = engine.refresh(project, "dev")
     assert refreshed.operation == "refresh" and not refreshed.changes
     assert [h.kind for h in engine.history(project, "dev")] == ["refresh", "update", "update"]
+
+
+def test_the_program_servers_traceback_becomes_one_warning_line(
+    pulumi_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    settings = settings_of(pulumi_env)
+    StackEngine(find_cli(settings), resolve_backend(settings))
+    try:
+        raise RuntimeError("failed to connect to all addresses\nsecond line")
+    except RuntimeError:
+        with caplog.at_level(logging.WARNING, logger="grpc._server"):
+            logging.getLogger("grpc._server").exception("Exception calling application: %s", "x")
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "RuntimeError failed to connect to all addresses" in record.getMessage()
+    assert "second line" not in caplog.text and "Traceback" not in caplog.text

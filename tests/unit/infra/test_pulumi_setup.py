@@ -13,7 +13,7 @@ import pytest
 from sophia_infrastructure.pulumi.backend import resolve_backend
 from sophia_infrastructure.pulumi.changes import EventLog, property_changes
 from sophia_infrastructure.pulumi.cli import find_cli
-from sophia_infrastructure.pulumi.engine import directory_project
+from sophia_infrastructure.pulumi.engine import check_language_host, directory_project
 from sophia_infrastructure.server import probe_pulumi
 from sophia_infrastructure.settings import SETTINGS
 from sophia_infrastructure.suite.topology import workload
@@ -183,12 +183,18 @@ def test_a_project_directory_needs_a_manifest_and_its_language_host(isolated: Pa
     with pytest.raises(InputError, match=r"no Pulumi\.yaml"):
         directory_project(cli, str(isolated))  # type: ignore[arg-type]
     (isolated / "Pulumi.yaml").write_text("name: shop\nruntime:\n  name: python\n")
+    # Reading the project needs no language host; running its program does.
+    project = directory_project(cli, str(isolated))  # type: ignore[arg-type]
+    assert (project.name, project.work_dir, project.program, project.runtime) == ("shop", isolated, None, "python")
     with pytest.raises(NotConfigured) as caught:
-        directory_project(cli, str(isolated))  # type: ignore[arg-type]
+        check_language_host(cli, project)  # type: ignore[arg-type]
     assert "pulumi-language-python" in caught.value.message
     found = SimpleNamespace(directory=isolated / "bin", has_plugin=lambda name: name == "pulumi-language-python")
-    project = directory_project(found, str(isolated))  # type: ignore[arg-type]
-    assert (project.name, project.work_dir, project.program) == ("shop", isolated, None)
+    check_language_host(found, project)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="relative path"):
+        directory_project(cli, "shop")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="does not exist"):
+        directory_project(cli, str(isolated / "gone"))  # type: ignore[arg-type]
 
 
 def test_no_secret_environment_leaks_from_the_probe(isolated: Path) -> None:

@@ -119,6 +119,7 @@ async def test_preview_up_scale_outputs_and_destroy_really_change_files(
 
 async def test_scale_holds_the_bounds_at_the_exact_boundaries(pulumi_env: dict[str, str], tmp_path: Path) -> None:
     async with _client(pulumi_env, tmp_path / "files") as client:
+        await _call(client, STACK_UP, {"stack": "dev"})
         for workload, replicas in (("data", 1), ("gateway", 3), ("gateway", 10)):
             ok = await _call(client, STACK_SCALE, {"workload": workload, "replicas": replicas})
             assert ok.structured_content["target"] == replicas
@@ -189,6 +190,11 @@ async def test_progress_reports_engine_events(pulumi_env: dict[str, str], tmp_pa
 
 async def test_a_stack_runs_one_operation_at_a_time(pulumi_env: dict[str, str], tmp_path: Path) -> None:
     files = tmp_path / "files"
+    seen: list[str] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        seen.append(message or "")
+
     async with _client(pulumi_env, files) as client:
         await _call(client, STACK_CONFIG_SET, {"stack": "dev", "key": "delay", "value": "1"})
         results: list[Any] = []
@@ -202,9 +208,13 @@ async def test_a_stack_runs_one_operation_at_a_time(pulumi_env: dict[str, str], 
                 if (files / "ai.yaml").exists():
                     break
                 await anyio.sleep(0.1)
-            busy = await client.call_tool(STACK_PREVIEW, {"stack": "dev"})
+            busy = await client.call_tool(STACK_UP, {"stack": "dev"})
+            # A preview waits for the running up (reporting that it waits) instead of failing.
+            waited = await _call(client, STACK_PREVIEW, {"stack": "dev"}, progress_callback=progress)
         assert busy.is_error and "busy" in _text(busy) and STACK_CANCEL in _text(busy)
         assert not results[0].is_error
+        assert "waiting for up on sophia-dev" in seen
+        assert waited.structured_content["counts"] == {"same": 5}
 
 
 async def test_a_stack_locked_by_another_process_names_how_to_clear_it(
@@ -286,7 +296,7 @@ async def test_a_cancelled_scale_puts_the_previous_replicas_back(pulumi_env: dic
                     break
                 await anyio.sleep(0.1)
             cancelled = await _call(client, STACK_CANCEL, {"stack": "dev"})
-            assert "SIGINT" in _text(cancelled)
+            assert "Asked the running scale of sophia-dev" in _text(cancelled)
         (result,) = results
         assert result.is_error
         assert "cancelled" in _text(result) and "data_replicas removed (it was unset)" in _text(result)

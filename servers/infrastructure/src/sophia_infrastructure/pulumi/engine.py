@@ -7,15 +7,20 @@ imported here and only here, on first use.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import re
+import secrets
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sophia_shared.errors import BackendError, InputError, NotConfigured, PolicyError, SophiaError
 
@@ -27,11 +32,45 @@ from .cli import PulumiCli
 if TYPE_CHECKING:
     from pulumi import automation as auto
 
+T = TypeVar("T")
 CANCEL_TOOL = STACK_CANCEL
 LOCK_HINT = (
     f"If no update is really running (a crashed run leaves its lock behind), clear the lock with {CANCEL_TOOL} "
     "or `pulumi cancel --stack STACK` in the project directory, then retry."
 )
+
+
+_NAME_PART = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,99}")
+_CONFIG_KEY = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]*:)?[A-Za-z0-9_][A-Za-z0-9_.-]*")
+WAIT_SECONDS = 60.0  # how long a read or a config write waits for the stack's running operation
+
+
+def check_stack_name(name: str) -> str:
+    """Pulumi's rule: letters, digits, '-', '_' and '.' (at most 100), optionally as org/stack or org/project/stack."""
+    parts = name.split("/")
+    if len(parts) > 3 or any(not _NAME_PART.fullmatch(p) or p in {".", ".."} for p in parts):
+        raise InputError(
+            f"{short(name, 120)!r} is not a valid Pulumi stack name.",
+            hint="A stack name uses letters, digits, '-', '_' and '.' (at most 100 characters), e.g. 'dev' or "
+            "'sophia-prod'; Pulumi Cloud also accepts 'org/stack' and 'org/project/stack'.",
+        )
+    return name
+
+
+def check_config_key(key: str) -> str:
+    """A config key is `[namespace:]name` (letters, digits, '_', '-', '.'); never something the CLI reads as a flag."""
+    key = key.strip()
+    if not key or len(key) > 200 or not _CONFIG_KEY.fullmatch(key):
+        raise InputError(
+            f"{short(key, 120)!r} is not a valid config key.",
+            hint="Use `name` or `namespace:name` with letters, digits, '_', '-' and '.', starting with a letter, "
+            "digit or '_', e.g. 'data_replicas' or 'aws:region'.",
+        )
+    return key
+
+
+class StackNotFound(InputError):
+    """The named stack does not exist in the project's backend."""
 
 
 @dataclass(frozen=True)
@@ -43,14 +82,15 @@ class Project:
     program: Callable[[], None] | None = None  # inline; None: the program in work_dir (needs its language host)
     stack_prefix: str = ""  # the suite's stacks are `sophia-<environment>`
     defaults: Callable[[str], dict[str, str]] | None = None  # config set when a stack is created
+    runtime: str = ""  # a directory project's language; running its program needs `pulumi-language-<runtime>`
 
     def stack_name(self, stack: str) -> str:
         stack = stack.strip()
         if not stack:
             raise InputError("No stack was named.", hint=f"Pass a stack, e.g. 'dev' ({STACK_LIST} shows them).")
         if self.stack_prefix and not stack.startswith(self.stack_prefix) and "/" not in stack:
-            return f"{self.stack_prefix}{stack}"
-        return stack
+            stack = f"{self.stack_prefix}{stack}"
+        return check_stack_name(stack)
 
 
 @dataclass
@@ -117,8 +157,10 @@ class StackEngine:
         self.backend = backend
         self._env = {**backend.env, **(extra_env or {})}
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # notified whenever a stack's operation ends
         self._running: dict[tuple[str, str], _Running] = {}
         self._command: Any = None
+        _quiet_grpc_server_log()
 
     # -- workspaces -----------------------------------------------------------------------------
 
@@ -137,7 +179,7 @@ class StackEngine:
                 self._command = _Cli(self.cli.path, self.cli.version)
             return self._command
 
-    def _workspace(self, project: Project) -> auto.LocalWorkspace:
+    def _workspace(self, project: Project, env: Mapping[str, str] | None = None) -> auto.LocalWorkspace:
         from pulumi import automation as auto
 
         project.work_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +190,7 @@ class StackEngine:
             work_dir=str(project.work_dir),
             pulumi_home=str(self.backend.home),
             program=project.program,
-            env_vars=dict(self._env),
+            env_vars=dict(env if env is not None else self._env),
             project_settings=settings,
             pulumi_command=self._pulumi_command(),
         )
@@ -159,10 +201,28 @@ class StackEngine:
         try:
             return auto.Stack.select(name, self._workspace(project))
         except auto.errors.StackNotFoundError:
-            raise InputError(
+            raise StackNotFound(
                 f"Stack {name} does not exist in project {project.name} ({self.backend.label()}).",
                 hint=f"{STACK_LIST} shows the stacks; {STACK_UP} (or {STACK_CONFIG_SET}) creates a new one.",
             ) from None
+        except auto.errors.CommandError as exc:
+            raise self._read_error(exc, f"Selecting stack {name}") from None
+
+    def _read_error(self, exc: Exception, what: str) -> SophiaError:
+        """A CLI failure on a read path, said plainly (never as a server bug)."""
+        return BackendError(
+            f"{what} failed ({self.backend.label()}):\n{_error_lines(str(exc))}",
+            hint="Check the backend settings (PULUMI_BACKEND_URL, PULUMI_ACCESS_TOKEN, the passphrase) and the "
+            f"project; {STACK_LIST} shows the stacks the backend holds.",
+        )
+
+    def _read(self, what: str, run: Callable[[], T]) -> T:
+        from pulumi import automation as auto
+
+        try:
+            return run()
+        except auto.errors.CommandError as exc:
+            raise self._read_error(exc, what) from None
 
     def _create_or_select(self, project: Project, name: str) -> tuple[auto.Stack, bool]:
         """The stack, created (with the project's defaults) when missing; True when it was created."""
@@ -183,16 +243,36 @@ class StackEngine:
     # -- one operation per stack -----------------------------------------------------------------
 
     @contextmanager
-    def _exclusive(self, operation: str, project: Project, name: str) -> Iterator[_Running]:
+    def _exclusive(
+        self,
+        operation: str,
+        project: Project,
+        name: str,
+        *,
+        wait: float = 0.0,
+        on_progress: ProgressCallback | None = None,
+    ) -> Iterator[_Running]:
+        """Hold the stack for one operation. With `wait`, wait (up to that many seconds, reporting progress) for
+        the operation already running; without it, a busy stack is refused at once."""
         key = (str(project.work_dir), name)
+        deadline = time.monotonic() + wait
         with self._lock:
-            busy = self._running.get(key)
-            if busy is not None:
-                raise PolicyError(
-                    f"Stack {name} is busy: a {busy.operation} started {time.monotonic() - busy.started:.0f} s ago "
-                    "in this server is still running; one operation per stack at a time.",
-                    hint=f"Wait for it to finish, or stop it with {CANCEL_TOOL}.",
-                )
+            said = ""
+            while (busy := self._running.get(key)) is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    waited = f" (waited {wait:.0f} s)" if wait else ""
+                    mine = busy.operation in {"up", "refresh", "destroy", "scale"}
+                    raise PolicyError(
+                        f"Stack {name} is busy: a {busy.operation} started {time.monotonic() - busy.started:.0f} s "
+                        f"ago in this server is still running{waited}; one operation per stack at a time.",
+                        hint="Retry when it has finished"
+                        + (f" (or stop it with {CANCEL_TOOL} if it should not go on)." if mine else "."),
+                    )
+                if on_progress is not None and said != busy.operation:
+                    said = busy.operation
+                    on_progress(0, f"waiting for {busy.operation} on {name}")
+                self._freed.wait(timeout=min(left, 1.0))
             running = self._running[key] = _Running(operation, project, name, time.monotonic())
         try:
             yield running
@@ -203,6 +283,7 @@ class StackEngine:
         finally:
             with self._lock:
                 self._running.pop(key, None)
+                self._freed.notify_all()
 
     def _translate(self, exc: Exception, operation: str, name: str, running: _Running) -> SophiaError:
         from pulumi import automation as auto
@@ -227,21 +308,21 @@ class StackEngine:
             hint=f"Fix the program or the stack's config and retry; {STACK_HISTORY} shows earlier runs.",
         )
 
-    def interrupt(self, project: Project, stack: str) -> bool:
-        """Ask a running operation of this server on the stack to stop (SIGINT: the CLI cancels gracefully)."""
+    def interrupt(self, project: Project, stack: str) -> str:
+        """Ask this server's running operation on the stack to stop: it is marked so it stops before its next
+        step, and a CLI it runs gets SIGINT (the CLI cancels gracefully). The operation's name, or "" if none."""
         name = project.stack_name(stack)
         with self._lock:
             running = self._running.get((str(project.work_dir), name))
         if running is None:
-            return False
+            return ""
         running.interrupted = True
-        pids = _cli_children(self.cli.path, name)
-        for pid in pids:
+        for pid in _cli_children(self.cli.path, name):
             try:
                 os.kill(pid, signal.SIGINT)
             except ProcessLookupError:
                 continue
-        return bool(pids)
+        return running.operation
 
     def running(self, project: Project, stack: str) -> str:
         """The operation this server runs on the stack now, or ""."""
@@ -282,12 +363,14 @@ class StackEngine:
 
     def outputs(self, project: Project, stack: str) -> dict[str, Any]:
         name = project.stack_name(stack)
-        return masked_outputs(self._select(project, name).outputs())
+        target = self._select(project, name)
+        return masked_outputs(self._read(f"Reading the outputs of {name}", target.outputs))
 
     def config(self, project: Project, stack: str, key: str = "") -> dict[str, str]:
         """The stack's config (one key, or all); secret values are shown as "[secret]"."""
         name = project.stack_name(stack)
-        values = self._select(project, name).get_all_config()
+        target = self._select(project, name)
+        values = self._read(f"Reading the config of {name}", target.get_all_config)
         shown = {k: SECRET if v.secret else v.value for k, v in sorted(values.items())}
         if not key:
             return shown
@@ -301,7 +384,10 @@ class StackEngine:
 
     def history(self, project: Project, stack: str, *, limit: int = 20) -> list[HistoryEntry]:
         name = project.stack_name(stack)
-        entries = self._select(project, name).history(page_size=limit, page=1, show_secrets=False)
+        target = self._select(project, name)
+        entries = self._read(
+            f"Reading the history of {name}", lambda: target.history(page_size=limit, page=1, show_secrets=False)
+        )
         return [
             HistoryEntry(
                 version=e.version,
@@ -310,24 +396,46 @@ class StackEngine:
                 started=_iso(e.start_time),
                 ended=_iso(e.end_time),
                 message=e.message or "",
-                resource_changes={str(k): int(v) for k, v in (e.resource_changes or {}).items()},
+                resource_changes=_resource_counts(e.resource_changes or {}),
             )
             for e in entries
         ]
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def set_config(self, project: Project, stack: str, key: str, value: str, *, secret: bool) -> bool:
+    def set_config(
+        self,
+        project: Project,
+        stack: str,
+        key: str,
+        value: str,
+        *,
+        secret: bool,
+        on_progress: ProgressCallback | None = None,
+    ) -> bool:
         """Set one config value (as a secret when asked); True when the stack was created for it."""
         from pulumi import automation as auto
 
         name = project.stack_name(stack)
-        if not key.strip():
-            raise InputError("No config key was given.", hint="Pass key, e.g. 'data_replicas' or 'aws:region'.")
-        with self._exclusive("config set", project, name):
+        key = check_config_key(key)
+        with self._exclusive("config set", project, name, wait=WAIT_SECONDS, on_progress=on_progress):
             target, created = self._create_or_select(project, name)
-            target.set_config(key.strip(), auto.ConfigValue(value=value, secret=secret))
+            target.set_config(key, auto.ConfigValue(value=value, secret=secret))
             return created
+
+    def remove_config(
+        self, project: Project, stack: str, key: str, *, on_progress: ProgressCallback | None = None
+    ) -> bool:
+        """Remove one config key; False when the stack did not have it (nothing changed)."""
+        name = project.stack_name(stack)
+        key = check_config_key(key)
+        with self._exclusive("config remove", project, name, wait=WAIT_SECONDS, on_progress=on_progress):
+            target = self._select(project, name)
+            full = key if ":" in key else f"{project.name}:{key}"
+            if full not in target.get_all_config():
+                return False
+            target.remove_config(key)
+            return True
 
     def preview(
         self,
@@ -337,25 +445,91 @@ class StackEngine:
         config: Mapping[str, str] | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> Outcome:
-        """What `up` would change. `config` values apply to this preview only; a stack that does not exist yet
-        is previewed in a scratch stack that is removed afterwards, so a preview never changes anything."""
+        """What `up` would change; never writes the stack's config file or the backend (see `_preview`)."""
         name = project.stack_name(stack)
-        with self._exclusive("preview", project, name) as running:
-            started = time.monotonic()
-            target, created = self._create_or_select(project, name)
-            saved: dict[str, auto.ConfigValue | None] = {}
+        with self._exclusive("preview", project, name, wait=WAIT_SECONDS, on_progress=on_progress) as running:
+            return self._preview(running, project, name, config, on_progress)
+
+    def _preview(
+        self,
+        running: _Running,
+        project: Project,
+        name: str,
+        config: Mapping[str, str] | None,
+        on_progress: ProgressCallback | None,
+    ) -> Outcome:
+        """Preview in a scratch copy of the work dir: its stack config files are copied (the rest linked), and
+        `config` is set in the copy only, so the real Pulumi.<stack>.yaml is never written. A stack that does
+        not exist is previewed in a scratch local backend (there is no state to read), so the real backend
+        gets no scratch stack either."""
+        from pulumi import automation as auto
+
+        check_language_host(self.cli, project)
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="sophia-preview-") as scratch:
+            copy = replace(project, work_dir=_scratch_copy(project.work_dir, Path(scratch) / "project"))
+            note = ""
             try:
-                saved = _apply_config(target, project, config)
-                log = EventLog("preview", name, on_progress)
-                target.preview(on_event=log, color="never")
-                self._raise_if_interrupted(running, log, "preview", name)
-            finally:
-                if created:
-                    target.workspace.remove_stack(name)
-                else:
-                    _restore_config(target, saved)
-            note = f"The stack does not exist yet; {STACK_UP} creates it." if created else ""
-            return Outcome("preview", name, log.counts(), log.changes(), seconds=_since(started), note=note)
+                target = auto.Stack.select(name, self._workspace(copy))
+            except auto.errors.StackNotFoundError:
+                target = self._scratch_stack(copy, name, Path(scratch) / "backend")
+                note = f"The stack does not exist yet; {STACK_UP} creates it."
+            if config:
+                target.set_all_config({k: auto.ConfigValue(v) for k, v in config.items()})
+            self._raise_if_interrupted(running, "preview", name)
+            log = EventLog("preview", name, on_progress)
+            target.preview(on_event=log, color="never")
+            self._raise_if_interrupted(running, "preview", name)
+        return Outcome("preview", name, log.counts(), log.changes(), seconds=_since(started), note=note)
+
+    def _scratch_stack(self, project: Project, name: str, backend_dir: Path) -> auto.Stack:
+        """The stack, made in a throwaway file:// backend with the project's defaults (for previewing a stack
+        that does not exist without creating it in the real backend)."""
+        from pulumi import automation as auto
+
+        backend_dir.mkdir(parents=True, exist_ok=True)
+        env = {**self._env, "PULUMI_BACKEND_URL": f"file://{backend_dir}"}
+        if not {"PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"} & env.keys():
+            env["PULUMI_CONFIG_PASSPHRASE"] = secrets.token_urlsafe(24)  # Pulumi Cloud: a throwaway one
+        stack = auto.Stack.create(name.rsplit("/", 1)[-1], self._workspace(project, env))
+        if project.defaults is not None:
+            values = project.defaults(name)
+            if values:
+                stack.set_all_config({k: auto.ConfigValue(v) for k, v in values.items()})
+        return stack
+
+    def change_config(
+        self,
+        operation: str,
+        project: Project,
+        stack: str,
+        decide: Callable[[dict[str, str]], dict[str, str]],
+        *,
+        apply: bool,
+        on_progress: ProgressCallback | None = None,
+    ) -> Outcome | None:
+        """One held operation that reads the stack's config (plain values), lets `decide` turn it into a config
+        change (it may refuse by raising), then previews that change or applies it with `up`. The stack counts as
+        busy from the start, so a cancel sent while the config is read stops it too. A missing stack is refused."""
+        from pulumi import automation as auto
+
+        name = project.stack_name(stack)
+        with self._exclusive(operation, project, name, on_progress=on_progress) as running:
+            try:
+                target = auto.Stack.select(name, self._workspace(project))
+            except auto.errors.StackNotFoundError:
+                raise InputError(
+                    f"Stack {name} does not exist in project {project.name}, so there is nothing to {operation}.",
+                    hint=f"Preview it with {STACK_PREVIEW} and create it with {STACK_UP} first.",
+                ) from None
+            current = {k: v.value for k, v in target.get_all_config().items() if not v.secret}
+            self._raise_if_interrupted(running, operation, name)
+            change = decide(current)
+            if not change:
+                return None  # nothing to change: no preview, no up
+            if apply:
+                return self._up(running, project, name, change, on_progress)
+            return self._preview(running, project, name, change, on_progress)
 
     def up(
         self,
@@ -369,30 +543,41 @@ class StackEngine:
         in between); when the up fails or is cancelled they are set back, so a failed change leaves no trace."""
         name = project.stack_name(stack)
         with self._exclusive("up", project, name) as running:
-            started = time.monotonic()
-            target, _ = self._create_or_select(project, name)
-            saved = _apply_config(target, project, config)
-            try:
-                log = EventLog("up", name, on_progress)
-                result = target.up(on_event=log, color="never")
-                self._raise_if_interrupted(running, log, "up", name)
-            except Exception as exc:
-                if not saved:
-                    raise
-                failure = exc if isinstance(exc, SophiaError) else self._translate(exc, "up", name, running)
-                raise _with_config_note(failure, _restored(target, saved, name)) from None
-            return Outcome(
-                "up", name, log.counts(), log.changes(), masked_outputs(result.outputs), seconds=_since(started)
-            )
+            return self._up(running, project, name, config, on_progress)
+
+    def _up(
+        self,
+        running: _Running,
+        project: Project,
+        name: str,
+        config: Mapping[str, str] | None,
+        on_progress: ProgressCallback | None,
+    ) -> Outcome:
+        check_language_host(self.cli, project)
+        started = time.monotonic()
+        target, _ = self._create_or_select(project, name)
+        saved = _apply_config(target, project, config)
+        try:
+            self._raise_if_interrupted(running, "up", name)
+            log = EventLog("up", name, on_progress)
+            result = target.up(on_event=log, color="never")
+            self._raise_if_interrupted(running, "up", name)
+        except Exception as exc:
+            if not saved:
+                raise
+            failure = exc if isinstance(exc, SophiaError) else self._translate(exc, "up", name, running)
+            raise _with_config_note(failure, _restored(target, saved, name)) from None
+        return Outcome("up", name, log.counts(), log.changes(), masked_outputs(result.outputs), seconds=_since(started))
 
     def refresh(self, project: Project, stack: str, *, on_progress: ProgressCallback | None = None) -> Outcome:
         name = project.stack_name(stack)
+        check_language_host(self.cli, project)
         with self._exclusive("refresh", project, name) as running:
             started = time.monotonic()
             target = self._select(project, name)
             log = EventLog("refresh", name, on_progress)
             result = target.refresh(on_event=log, color="never")
-            self._raise_if_interrupted(running, log, "refresh", name)
+            self._raise_if_interrupted(running, "refresh", name)
             return Outcome(
                 "refresh", name, _merged(result.summary.resource_changes or {}), log.changes(), seconds=_since(started)
             )
@@ -401,26 +586,35 @@ class StackEngine:
         self, project: Project, stack: str, *, remove: bool = False, on_progress: ProgressCallback | None = None
     ) -> Outcome:
         name = project.stack_name(stack)
+        check_language_host(self.cli, project)
         with self._exclusive("destroy", project, name) as running:
             started = time.monotonic()
             target = self._select(project, name)
+            render_dir = target.get_all_config().get(f"{project.name}:render_dir") if remove else None
             log = EventLog("destroy", name, on_progress)
             target.destroy(on_event=log, color="never")
-            self._raise_if_interrupted(running, log, "destroy", name)
+            self._raise_if_interrupted(running, "destroy", name)
             note = ""
             if remove:
                 target.workspace.remove_stack(name)
+                _remove_empty_dirs(self.backend, project, name)
+                if render_dir is not None and not render_dir.secret:
+                    _prune_empty(Path(render_dir.value))
                 note = f"Stack {name} was removed along with its history and config."
             return Outcome("destroy", name, log.counts(), log.changes(), seconds=_since(started), note=note)
 
-    def cancel(self, project: Project, stack: str) -> str:
-        """Stop this server's running operation on the stack, else clear the backend's lock (`pulumi cancel`)."""
+    def clear_lock(self, project: Project, stack: str) -> str:
+        """Clear an update lock another process holds on the stack (`pulumi cancel`); says whether there was one.
+        Callers gate this: it ends another process's update."""
         from pulumi import automation as auto
 
         name = project.stack_name(stack)
-        if self.interrupt(project, stack):
-            return f"Asked the running {self.running(project, stack) or 'operation'} of {name} to stop (SIGINT)."
         target = self._select(project, name)
+        held = self._lock_holder(project, name)
+        if held == "":
+            return (
+                f"No operation on {name} runs in this server and no process holds its update lock; nothing to cancel."
+            )
         try:
             target.cancel()
         except auto.errors.CommandError as exc:
@@ -428,13 +622,36 @@ class StackEngine:
             if "no update" in text.lower() or "not currently" in text.lower():
                 return f"No update of {name} is running and it holds no lock; nothing to cancel."
             raise BackendError(f"`pulumi cancel` of {name} failed:\n{_error_lines(text)}") from None
-        return (
-            f"No operation on {name} runs in this server; `pulumi cancel` cleared any update lock the backend held "
-            "for it."
-        )
+        if held is None:
+            return (
+                f"No operation on {name} runs in this server; `pulumi cancel` ran and cleared the backend's update "
+                "lock if one was held (this backend does not say whether one was)."
+            )
+        return f"Cleared the update lock {held} held on {name} (`pulumi cancel`); that update is cancelled."
+
+    def _lock_holder(self, project: Project, name: str) -> str | None:
+        """Who holds the stack's update lock ("" when nobody), or None when the backend does not tell."""
+        if self.backend.url.startswith("file://"):
+            root = Path(self.backend.url.removeprefix("file://")) / ".pulumi" / "locks"
+            leaf = name.rsplit("/", 1)[-1]
+            found = [*(root / "organization" / project.name / leaf).glob("*.json"), *(root / leaf).glob("*.json")]
+            if not found:
+                return ""
+            try:
+                import json
+
+                info = json.loads(found[0].read_text(encoding="utf-8"))
+                return f"process {info.get('pid')} of {info.get('username')}@{info.get('hostname')}"
+            except (OSError, ValueError, AttributeError):
+                return "another process"
+        if self.backend.kind == "cloud":
+            for summary in self._read("Listing the stacks", self._workspace(project).list_stacks):
+                if summary.name == name or summary.name.endswith(f"/{name}"):
+                    return "another update" if summary.update_in_progress else ""
+        return None
 
     @staticmethod
-    def _raise_if_interrupted(running: _Running, log: EventLog, operation: str, name: str) -> None:
+    def _raise_if_interrupted(running: _Running, operation: str, name: str) -> None:
         if running.interrupted:
             raise SophiaError(f"The {operation} of {name} was cancelled.")
 
@@ -536,10 +753,22 @@ def _cli_children(cli: Path, stack: str) -> list[int]:
 
 
 def directory_project(cli: PulumiCli, work_dir: str) -> Project:
-    """A user's project by directory, checked: a Pulumi.yaml whose language host the CLI can find."""
+    """A user's project by directory, checked: an absolute path to a directory with a valid Pulumi.yaml. Its
+    language host is checked only by the operations that run the program (preview, up, refresh, destroy)."""
     import yaml
 
-    path = Path(work_dir).expanduser().resolve()
+    raw = Path(work_dir.strip()).expanduser()
+    if not raw.is_absolute():
+        raise InputError(
+            f"work_dir {work_dir.strip()!r} is a relative path; the server's working directory is not the user's.",
+            hint="Pass the absolute path of the directory holding the project's Pulumi.yaml.",
+        )
+    path = raw.resolve()
+    if not path.is_dir():
+        raise InputError(
+            f"{path} does not exist{'' if not path.exists() else ' as a directory'}.",
+            hint="Pass the absolute path of the directory holding the project's Pulumi.yaml.",
+        )
     manifest = next((path / n for n in ("Pulumi.yaml", "Pulumi.yml") if (path / n).is_file()), None)
     if manifest is None:
         raise InputError(
@@ -551,18 +780,90 @@ def directory_project(cli: PulumiCli, work_dir: str) -> Project:
         data = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"{manifest} is not valid YAML: {short(str(exc), 300)}") from None
-    runtime = data.get("runtime")
+    runtime = data.get("runtime") if isinstance(data, dict) else None
     if isinstance(runtime, dict):
         runtime = runtime.get("name")
-    name = data.get("name")
+    name = data.get("name") if isinstance(data, dict) else None
     if not (isinstance(runtime, str) and runtime and isinstance(name, str) and name):
         raise InputError(f"{manifest} needs a `name` and a `runtime` (python, nodejs, go, yaml, ...).")
-    host = f"pulumi-language-{runtime}"
+    return Project(name=name, work_dir=path, runtime=runtime)
+
+
+def check_language_host(cli: PulumiCli, project: Project) -> None:
+    """A directory project's program runs in its language host: say clearly when the CLI cannot find it."""
+    if project.program is not None or not project.runtime:
+        return
+    host = f"pulumi-language-{project.runtime}"
     if not cli.has_plugin(host):
         raise NotConfigured(
-            f"The project in {path} is a {runtime} program, and its language host `{host}` is not beside the "
-            f"CLI ({cli.directory}) or on PATH, so this CLI cannot run it.",
+            f"The project in {project.work_dir} is a {project.runtime} program, and its language host `{host}` is "
+            f"not beside the CLI ({cli.directory}) or on PATH, so this CLI cannot run it (its stacks, outputs, "
+            "config and history can still be read).",
             hint=f"Install the Pulumi CLI with its language hosts (Pulumi's installer ships `{host}`), or put "
             f"`{host}` on PATH. The suite's own sophia-ai stacks need no language host (inline program).",
         )
-    return Project(name=name, work_dir=path)
+
+
+def _scratch_copy(source: Path, dest: Path) -> Path:
+    """A copy of a project directory for one preview: Pulumi.yaml and the stack config files are copied (the
+    preview may write them), everything else is a symlink (a program's sources, its virtualenv, node_modules)."""
+    dest.mkdir(parents=True)
+    if source.is_dir():
+        for entry in source.iterdir():
+            if entry.is_file() and entry.name.startswith("Pulumi.") and entry.suffix in {".yaml", ".yml"}:
+                shutil.copy2(entry, dest / entry.name)
+            elif entry.name != ".git":
+                (dest / entry.name).symlink_to(entry)
+    return dest
+
+
+def _remove_empty_dirs(backend: Backend, project: Project, name: str) -> None:
+    """After `stack rm` a file:// backend keeps the stack's empty lock and project dirs: remove them."""
+    if not backend.url.startswith("file://"):
+        return
+    root = Path(backend.url.removeprefix("file://")) / ".pulumi"
+    leaf = name.rsplit("/", 1)[-1]
+    for path in (root / "locks" / "organization" / project.name / leaf, root / "locks" / "organization" / project.name):
+        try:
+            path.rmdir()  # only when empty
+        except OSError:
+            continue
+
+
+def _prune_empty(directory: Path) -> None:
+    """Remove `directory` and its subdirectories when they hold no file (a removed stack's rendered manifests)."""
+    if not directory.is_dir():
+        return
+    for path in sorted((p for p in directory.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            path.rmdir()
+        except OSError:
+            continue
+    with suppress(OSError):
+        directory.rmdir()
+
+
+def _resource_counts(changes: Mapping[Any, Any]) -> dict[str, int]:
+    return {str(k): int(v) for k, v in changes.items()}
+
+
+class _OneLine(logging.Filter):
+    """The inline program's gRPC server logs a full traceback at ERROR when the CLI went away mid-call, which is
+    what a cancelled update does: keep it as one WARNING line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.exc_info:
+            error = record.exc_info[1]
+            first = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+            record.msg = "Pulumi program server: a call failed after the CLI stopped (a cancelled update?): %s %s"
+            record.args = (type(error).__name__, short(first, 200))
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_grpc_server_log() -> None:
+    logger = logging.getLogger("grpc._server")
+    if not any(isinstance(f, _OneLine) for f in logger.filters):
+        logger.addFilter(_OneLine())

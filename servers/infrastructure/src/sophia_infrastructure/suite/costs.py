@@ -116,22 +116,40 @@ def replica_month_usd(workload: Workload, node: NodePrice) -> Decimal:
 # -- replicas from the stack config ------------------------------------------------------------
 
 
+def parse_replicas(workload: Workload, raw: object) -> int:
+    """A `{workload}_replicas` config value as a replica count: a whole number ("3", not "3.0" or "3.5") within the
+    workload's bounds; unset or empty is the workload's default. The one parser the program, scale, optimize and
+    config writes share, so a value one accepts the others accept too."""
+    if raw is None or str(raw).strip() == "":
+        return workload.replicas
+    text = str(raw).strip()
+    if not re.fullmatch(r"[0-9]{1,4}", text):
+        raise InputError(
+            f"{workload.config_key} is {short_value(text)!r}, not a whole number of replicas.",
+            hint=f"Set it to a whole number such as {workload.replicas} (the scale tool sets it for you).",
+        )
+    count = int(text)
+    low, high = workload.bounds()
+    if count < low or (high is not None and count > high):
+        allowed = f"{low}–{high}" if high is not None else f"at least {low}"
+        why = ", the bounds of its autoscaler" if high is not None else ""
+        raise InputError(
+            f"{workload.config_key} is {count}, outside what the {workload.key} workload accepts ({allowed}{why}).",
+            hint=f"Choose a count within {allowed}.",
+        )
+    return count
+
+
+def short_value(text: str) -> str:
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def configured_replicas(config: Mapping[str, str]) -> dict[str, int]:
     """Each workload's replicas from a stack's config (`sophia-ai:data_replicas` or `data_replicas`), else default."""
-    found: dict[str, int] = {}
-    for key, workload in WORKLOADS.items():
-        raw = config.get(f"sophia-ai:{workload.config_key}", config.get(workload.config_key))
-        if raw is None or raw == "":
-            found[key] = workload.replicas
-            continue
-        try:
-            found[key] = int(str(raw).strip())
-        except ValueError:
-            raise InputError(
-                f"The stack's {workload.config_key} is {raw!r}, not a whole number.",
-                hint=f"Set it to a replica count (the scale tool, or `pulumi config set {workload.config_key} N`).",
-            ) from None
-    return found
+    return {
+        key: parse_replicas(workload, config.get(f"sophia-ai:{workload.config_key}", config.get(workload.config_key)))
+        for key, workload in WORKLOADS.items()
+    }
 
 
 # -- measured use ----------------------------------------------------------------------------------

@@ -45,18 +45,19 @@ def stack_defaults(data_dir: Path, stack: str) -> dict[str, str]:
 
 
 def replicas_of(config: pulumi.Config, workload: Workload) -> int:
-    """The configured replica count of `workload`, its default when unset; a clear error outside its bounds."""
-    value = config.get_int(workload.config_key)
-    count = workload.replicas if value is None else value
-    low, high = workload.bounds()
-    if count < low or (high is not None and count > high):
-        allowed = f"{low}–{high}" if high is not None else f"at least {low}"
-        raise pulumi.RunError(
-            f"{PROJECT}:{workload.config_key} is {count}, outside what the {workload.key} workload accepts "
-            f"({allowed}{' replicas, the bounds of its autoscaler' if high is not None else ' replica'}); "
-            f"set it within that range (`pulumi config set {workload.config_key} N`)."
-        )
-    return count
+    """The configured replica count of `workload`, its default when unset; a clear error for anything else (the
+    same parser the scale and optimize tools use)."""
+    from sophia_shared.errors import InputError
+
+    from .costs import parse_replicas
+
+    raw = config.get(workload.config_key)
+    try:
+        return parse_replicas(workload, raw)
+    except InputError as exc:
+        if raw is not None and not raw.strip().isdigit():  # not a whole number: Pulumi's own type error
+            raise pulumi.ConfigTypeError(f"{PROJECT}:{workload.config_key}", raw, "whole number of replicas") from None
+        raise pulumi.RunError(f"{PROJECT}:{exc.message} {exc.hint or ''}".rstrip()) from None
 
 
 def _labels(workload: Workload) -> dict[str, str]:

@@ -19,7 +19,7 @@ from sophia_shared.errors import InputError, SophiaError
 from sophia_shared.server import ToolDef, ToolResult, sophia_tool, state_of
 
 from ..clients.prometheus import URL_VARIABLE, Prometheus, check_window
-from ..names import INFRA_OPTIMIZE
+from ..names import INFRA_OPTIMIZE, STACK_LIST, STACK_PREVIEW, STACK_UP
 from ..state import InfraState
 from ..suite import costs
 from ..suite.topology import NAMESPACE, PROJECT, stack_name
@@ -42,13 +42,13 @@ class WorkloadLine(BaseModel):
     month_usd: float
     measured: bool
     pods_measured: int
-    cpu_cores_used: float = Field(description="Average cores used over the window, all pods; -1 unmeasured.")
-    memory_gib_used: float = Field(description="Peak working set over the window, summed over pods; -1 unmeasured.")
-    cpu_percent_of_requests: float
-    memory_percent_of_requests: float
-    suggested_replicas: int
+    cpu_cores_used: float | None = Field(description="Average cores used over the window, all pods; null unmeasured.")
+    memory_gib_used: float | None = Field(description="Peak working set over the window, summed over pods.")
+    cpu_percent_of_requests: float | None
+    memory_percent_of_requests: float | None
+    suggested_replicas: int | None = Field(description="Null when unmeasured (no suggestion).")
     suggestion: str
-    month_delta_usd: float = Field(description="Monthly cost change of the suggestion; negative saves.")
+    month_delta_usd: float | None = Field(description="Monthly change of the suggestion; negative saves; null: none.")
 
 
 class GpuLine(BaseModel):
@@ -91,8 +91,9 @@ class CostReport(ToolResult):
         ]
         for w in self.workloads:
             use = (
-                f"uses {w.cpu_cores_used:.2f} cores ({w.cpu_percent_of_requests:.0f} % of requests), "
-                f"{w.memory_gib_used:.2f} GiB ({w.memory_percent_of_requests:.0f} %) over {w.pods_measured} pod(s)"
+                f"uses {_num(w.cpu_cores_used, '.2f')} cores ({_num(w.cpu_percent_of_requests, '.0f')} % of "
+                f"requests), {_num(w.memory_gib_used, '.2f')} GiB ({_num(w.memory_percent_of_requests, '.0f')} %) "
+                f"over {w.pods_measured} pod(s)"
                 if w.measured
                 else "no measurements"
             )
@@ -110,11 +111,16 @@ class CostReport(ToolResult):
                 f"(${g.month_usd:.2f}/month); {g.finding}{saving}"
             )
         lines.append(
-            f"Total: ${self.month_usd:.2f}/month now; all suggestions together: {_signed(self.month_delta_usd)}/month."
+            f"Total: ${self.month_usd:.2f}/month now; all suggestions together: {_signed(self.month_delta_usd)}/month "
+            "(estimates resting on the node prices below, assumed where not live)."
         )
         lines += [f"Price of {n.name}: ${n.usd_per_hour:.3f}/h ({n.source})." for n in self.node_prices]
         lines.append(f"Method: {self.method}")
         return "\n".join(lines)
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "?" if value is None else format(value, spec)
 
 
 def _signed(value: float) -> str:
@@ -211,17 +217,17 @@ def _workload_line(r: costs.WorkloadReport) -> WorkloadLine:
         month_usd=_usd(r.month_usd),
         measured=u is not None,
         pods_measured=u.pods if u else 0,
-        cpu_cores_used=float(round(u.cpu_cores, 3)) if u else -1,
-        memory_gib_used=float(round(u.memory_gib, 3)) if u else -1,
-        cpu_percent_of_requests=float(round(r.cpu_percent_of_requests, 1))
-        if r.cpu_percent_of_requests is not None
-        else -1,
-        memory_percent_of_requests=(
-            float(round(r.memory_percent_of_requests, 1)) if r.memory_percent_of_requests is not None else -1
+        cpu_cores_used=float(round(u.cpu_cores, 3)) if u else None,
+        memory_gib_used=float(round(u.memory_gib, 3)) if u else None,
+        cpu_percent_of_requests=(
+            float(round(r.cpu_percent_of_requests, 1)) if r.cpu_percent_of_requests is not None else None
         ),
-        suggested_replicas=r.suggested_replicas,
+        memory_percent_of_requests=(
+            float(round(r.memory_percent_of_requests, 1)) if r.memory_percent_of_requests is not None else None
+        ),
+        suggested_replicas=r.suggested_replicas if u else None,
         suggestion=r.suggestion,
-        month_delta_usd=_usd(r.month_delta_usd),
+        month_delta_usd=_usd(r.month_delta_usd) if u else None,
     )
 
 
@@ -256,9 +262,17 @@ def _node_line(n: costs.NodePrice) -> NodeLine:
 
 def read_suite_config(state: InfraState, stack: str) -> tuple[dict[str, str] | None, str]:
     """The suite stack's config and where it came from; None (with the reason) when it cannot be read."""
+    from ..pulumi.engine import StackNotFound
+
     name = stack_name(stack)
     try:
         config = state.stack_engine().config(state.project(), name)
+    except StackNotFound:
+        raise InputError(
+            f"Stack {name} is not deployed (it does not exist), so there is nothing to report on.",
+            hint=f"Create it with {STACK_PREVIEW} then {STACK_UP}, or name an existing stack ({STACK_LIST} lists "
+            "them).",
+        ) from None
     except SophiaError as exc:
         return None, f"the program's defaults (the stack {name} could not be read: {exc.message})"
     return config, f"stack config of {PROJECT}/{name}"

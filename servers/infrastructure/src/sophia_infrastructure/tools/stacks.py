@@ -11,6 +11,8 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
@@ -35,11 +37,12 @@ from ..names import (
     STACK_SCALE,
     STACK_UP,
 )
+from ..policy import BUDGET_VARIABLE
 from ..pulumi.changes import ProgressCallback, short
-from ..pulumi.engine import HistoryEntry, Outcome, Project, StackEngine, StackInfo
+from ..pulumi.engine import HistoryEntry, Outcome, Project, StackEngine, StackInfo, check_config_key
 from ..settings import SERVER_KEY
 from ..state import InfraState
-from ..suite.topology import PROJECT, Workload
+from ..suite.topology import PROJECT, WORKLOADS, Workload
 from ..suite.topology import workload as find_workload
 
 T = TypeVar("T")
@@ -184,21 +187,41 @@ class ScaleResult(ToolResult):
     target: int
     bounds: str = Field(description="Replica counts the workload accepts.")
     dry_run: bool
-    plan: OperationResult = Field(description="The preview (dry run) or the applied up.")
+    month_usd_before: float = Field(description="The stack's estimated monthly cost before (assumed node prices).")
+    month_usd_after: float
+    cost_basis: str = ""
+    warning: str = ""
+    plan: OperationResult | None = Field(
+        None, description="The preview (dry run) or the applied up; none if unchanged."
+    )
 
     def render_text(self) -> str:
+        if self.plan is None:
+            return (
+                f"{self.workload} is already at {_replicas(self.target)} in {PROJECT}:{self.config_key}; nothing to do."
+            )
         head = (
-            f"DRY RUN: nothing was changed. Scaling {self.workload} from {self.current} to {self.target} replicas "
+            f"DRY RUN: nothing was changed. Scaling {self.workload} from {self.current} to {_replicas(self.target)} "
             f"({PROJECT}:{self.config_key}; allowed {self.bounds}) would do:"
             if self.dry_run
-            else f"Scaled {self.workload} from {self.current} to {self.target} replicas ({self.config_key}):"
+            else f"Scaled {self.workload} from {self.current} to {_replicas(self.target)} ({self.config_key}):"
+        )
+        delta = self.month_usd_after - self.month_usd_before
+        cost = (
+            f"Monthly cost of the stack: ${self.month_usd_before:,.2f} → ${self.month_usd_after:,.2f} "
+            f"({'+' if delta >= 0 else '-'}${abs(delta):,.2f}); {self.cost_basis}"
         )
         tail = (
             [f"To apply, call {STACK_SCALE} again with the same arguments and dry_run=false (needs the write gate)."]
             if self.dry_run
             else []
         )
-        return "\n".join([head, self.plan.render_text(), *tail])
+        warning = [self.warning] if self.warning else []
+        return "\n".join([head, self.plan.render_text(), cost, *warning, *tail])
+
+
+def _replicas(count: int) -> str:
+    return f"{count} replica" if count == 1 else f"{count} replicas"
 
 
 # --- plain functions (take the engine; testable without MCP) -------------------------------------
@@ -269,18 +292,64 @@ def bounds_text(chosen: Workload) -> str:
     return f"{low}–{high}" if high is not None else f"at least {low}"
 
 
-def current_replicas(engine: StackEngine, project: Project, stack: str, chosen: Workload) -> int:
-    try:
-        values = engine.config(project, stack, chosen.config_key)
-    except InputError:  # no such stack yet, or the key is unset: the topology's default applies
-        return chosen.replicas
-    value = next(iter(values.values()))
-    try:
-        return int(float(value))
-    except ValueError:
-        raise InputError(
-            f"Stack config {chosen.config_key}={value!r} is not a number; fix it with {STACK_CONFIG_SET}."
-        ) from None
+def config_value(config: dict[str, str], project: str, key: str) -> str | None:
+    return config.get(f"{project}:{key}", config.get(key))
+
+
+@dataclass
+class ScalePlan:
+    """What a scale decided, filled in while the stack is held (see `StackEngine.change_config`)."""
+
+    current: int = 0
+    target: int = 0
+    before: Decimal = Decimal(0)
+    after: Decimal = Decimal(0)
+    warning: str = ""
+
+
+def plan_scale(
+    chosen: Workload,
+    plan: ScalePlan,
+    *,
+    replicas: int,
+    factor: float,
+    budget_usd: float,
+    apply: bool,
+) -> Callable[[dict[str, str]], dict[str, str]]:
+    """The `decide` step of a scale: current and target replicas, the monthly cost before and after (one
+    replica's cost from suite/costs.py, the assumptions infra_optimize states), and the budget check: a warning
+    in a dry run, a refusal for an apply. Returns the config change ({} when the count is unchanged)."""
+    from ..suite import costs
+
+    def decide(config: dict[str, str]) -> dict[str, str]:
+        all_replicas = costs.configured_replicas(config)  # the shared parser: a bad value is a clear error
+        plan.current = all_replicas[chosen.key]
+        plan.target = scale_target(chosen, plan.current, replicas=replicas, factor=factor)
+        each = {w.key: costs.replica_month_usd(w, costs.node_for(w)) for w in WORKLOADS.values()}
+        plan.before = sum((each[k] * n for k, n in all_replicas.items()), Decimal(0))
+        plan.after = plan.before + each[chosen.key] * (plan.target - plan.current)
+        if plan.target == plan.current:
+            return {}
+        if budget_usd and plan.after > Decimal(str(budget_usd)) and plan.target > plan.current:
+            said = (
+                f"The stack's estimated monthly cost after the scale, ${plan.after:,.2f}, is above "
+                f"{BUDGET_VARIABLE}=${budget_usd:,.2f}."
+            )
+            if apply:
+                raise PolicyError(
+                    f"Refused to scale {chosen.key} to {plan.target}: {said}",
+                    hint=f"Raise {BUDGET_VARIABLE} if this spend is intended, or scale to fewer replicas.",
+                )
+            plan.warning = f"WARNING: {said} Applying it is refused unless {BUDGET_VARIABLE} is raised."
+        return {chosen.config_key: str(plan.target)}
+
+    return decide
+
+
+COST_BASIS = (
+    "estimated like infra_optimize: each replica's share of an assumed node price (a CPU VM list price; the "
+    "Lambda list price of an A10 node for GPU workloads) × 730 h."
+)
 
 
 # --- MCP wrappers --------------------------------------------------------------------------------
@@ -347,6 +416,12 @@ def _interrupt(engine: StackEngine, project: Project, stack: str) -> None:
     engine.interrupt(project, stack)
 
 
+async def _waiting(ctx: Context[Any, Any], run: Callable[[ProgressCallback | None], T]) -> T:
+    """A short call that may wait for the stack's running operation; the wait is reported as progress."""
+    async with _relay(ctx) as relay:
+        return await run_blocking(lambda: run(relay.callback()))
+
+
 def _gate(state: InfraState, action: str) -> None:
     require_write(state.settings, SERVER_KEY, action)
 
@@ -398,17 +473,43 @@ async def stack_config_set(
         bool, Field(description="Store as a secret (encrypted by the stack's secrets provider).")
     ] = False,
     work_dir: WorkDirArg = "",
+    remove: Annotated[bool, Field(description="Remove the key instead (value is ignored).")] = False,
 ) -> ConfigResult:
-    """Set one stack config value (creates the stack if it does not exist). Use secret=true for passwords and
-    tokens: they are stored encrypted and shown as [secret]. Takes effect on the next stack_up."""
+    """Set one stack config value (creates the stack if it does not exist), or remove it with remove=true. Use
+    secret=true for passwords and tokens: stored encrypted, shown as [secret]. Takes effect on the next stack_up."""
     state, engine, project = await _target(ctx, work_dir)
-    _gate(state, f"set config {key} on stack {project.stack_name(stack)}")
-    created = await run_blocking(lambda: engine.set_config(project, stack, key, value, secret=secret))
+    name = project.stack_name(stack)
+    key = check_config_key(key)
+    if remove:
+        _gate(state, f"remove config {key} from stack {name}")
+        removed = await _waiting(ctx, lambda cb: engine.remove_config(project, stack, key, on_progress=cb))
+        values = await run_blocking(lambda: engine.config(project, stack))
+        said = f"Removed {key}." if removed else f"{name} had no config key {key}; nothing was removed."
+        return ConfigResult(stack=name, values=values, action=said)
+    if not work_dir.strip():
+        check_suite_value(key, value, secret=secret)
+    _gate(state, f"set config {key} on stack {name}")
+    created = await _waiting(
+        ctx, lambda cb: engine.set_config(project, stack, key, value, secret=secret, on_progress=cb)
+    )
     values = await run_blocking(lambda: engine.config(project, stack, key))
     made = " (stack created)" if created else ""
-    return ConfigResult(
-        stack=project.stack_name(stack), values=values, action=f"Set {key}{' as a secret' if secret else ''}{made}."
-    )
+    return ConfigResult(stack=name, values=values, action=f"Set {key}{' as a secret' if secret else ''}{made}.")
+
+
+def check_suite_value(key: str, value: str, *, secret: bool) -> None:
+    """A `{workload}_replicas` key of the suite's project takes a whole number within the workload's bounds."""
+    from ..suite.costs import parse_replicas
+
+    namespace, _, bare = key.rpartition(":")
+    if namespace not in {"", PROJECT}:
+        return
+    chosen = next((w for w in WORKLOADS.values() if w.config_key == bare), None)
+    if chosen is None:
+        return
+    if secret:
+        raise InputError(f"{bare} is a replica count, not a secret.", hint="Set it with secret=false.")
+    parse_replicas(chosen, value)
 
 
 @sophia_tool(STACK_PREVIEW, title="Preview a Pulumi stack update", read_only=True)
@@ -451,7 +552,7 @@ async def stack_destroy(
     is done. Reports progress; cancelling the call cancels the destroy."""
     state, engine, project = await _target(ctx, work_dir)
     name = project.stack_name(stack)
-    if confirm != name:
+    if confirm.strip() != name:
         raise PolicyError(
             f"Refused to destroy {name}: confirm was {confirm!r}, not the stack's name.",
             hint=f'Call {STACK_DESTROY} again with confirm="{name}" if the user means to delete all its resources.',
@@ -484,11 +585,16 @@ async def stack_history(
 
 @sophia_tool(STACK_CANCEL, title="Cancel a Pulumi stack update", read_only=False, idempotent=False)
 async def stack_cancel(ctx: Context[Any, Any], stack: StackArg, work_dir: WorkDirArg = "") -> CancelResult:
-    """Stop the stack's running update: one this server runs is cancelled gracefully; otherwise `pulumi cancel`
-    clears the backend's lock (use it when a crashed run left the stack locked)."""
-    _, engine, project = await _target(ctx, work_dir)
-    message = await run_blocking(lambda: engine.cancel(project, stack))
-    return CancelResult(stack=project.stack_name(stack), message=message)
+    """Stop the stack's running operation in this server (graceful). If none runs here, clears the update lock
+    another process or a crashed run left (`pulumi cancel`; needs the write gate)."""
+    state, engine, project = await _target(ctx, work_dir)
+    name = project.stack_name(stack)
+    stopped = await run_blocking(lambda: engine.interrupt(project, stack))
+    if stopped:
+        return CancelResult(stack=name, message=f"Asked the running {stopped} of {name} in this server to stop.")
+    _gate(state, f"clear the update lock of stack {name} (no operation on it runs in this server; `pulumi cancel`)")
+    message = await run_blocking(lambda: engine.clear_lock(project, stack))
+    return CancelResult(stack=name, message=message)
 
 
 @sophia_tool(STACK_SCALE, title="Scale a sophia-ai workload", read_only=False, idempotent=False)
@@ -510,28 +616,40 @@ async def stack_scale(
     except KeyError as exc:
         raise InputError(str(exc.args[0])) from None
     state, engine, project = await _target(ctx, "")
-    current = await run_blocking(lambda: current_replicas(engine, project, stack, chosen))
-    target = scale_target(chosen, current, replicas=replicas, factor=factor)
-    if dry_run:
-        change = {chosen.config_key: str(target)}
-        outcome = await _operate(
-            ctx, engine, project, stack, lambda cb: engine.preview(project, stack, config=change, on_progress=cb)
-        )
-    else:
-        _gate(state, f"scale {chosen.key} on stack {project.stack_name(stack)}")
-        change = {chosen.config_key: str(target)}
-        # Saved and applied in one operation: if the up fails or is cancelled, the old value is put back.
-        outcome = await _operate(
-            ctx, engine, project, stack, lambda cb: engine.up(project, stack, config=change, on_progress=cb)
-        )
+    name = project.stack_name(stack)
+    if not dry_run:
+        _gate(state, f"scale {chosen.key} on stack {name}")
+    if bool(replicas) == bool(factor):
+        scale_target(chosen, chosen.replicas, replicas=replicas, factor=factor)  # says how to ask
+    plan = ScalePlan()
+    decide = plan_scale(
+        chosen,
+        plan,
+        replicas=replicas,
+        factor=factor,
+        budget_usd=state.settings.get_float(BUDGET_VARIABLE, minimum=0),
+        apply=not dry_run,
+    )
+    # One held operation from the first CLI call: a stack_cancel at any point stops it (config set back).
+    outcome = await _operate(
+        ctx,
+        engine,
+        project,
+        stack,
+        lambda cb: engine.change_config("scale", project, stack, decide, apply=not dry_run, on_progress=cb),
+    )
     return ScaleResult(
         workload=chosen.key,
         config_key=chosen.config_key,
-        current=current,
-        target=target,
+        current=plan.current,
+        target=plan.target,
         bounds=bounds_text(chosen),
         dry_run=dry_run,
-        plan=operation_result(outcome, engine),
+        month_usd_before=float(round(plan.before, 2)),
+        month_usd_after=float(round(plan.after, 2)),
+        cost_basis=COST_BASIS,
+        warning=plan.warning,
+        plan=operation_result(outcome, engine) if outcome is not None else None,
     )
 
 
