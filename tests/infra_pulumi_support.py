@@ -226,3 +226,38 @@ def workloads_suite(files: Path) -> Any:
         )
 
     return make
+
+
+# --- an in-process MCP client on the infrastructure server with the stand-in suite ----------------
+
+
+def stand_in_client(env: dict[str, str], files: Path, *, writes: bool = True, states: list[Any] | None = None) -> Any:
+    """An in-process `mcp.Client` on the real server spec, its suite program swapped for the stand-in."""
+    from mcp import Client
+
+    from sophia_infrastructure.server import SPEC
+    from sophia_infrastructure.state import InfraState
+    from sophia_shared.server import ServerSpec, build_server
+
+    spec = ServerSpec(**{**SPEC.__dict__})
+
+    def make(settings: Any) -> InfraState:
+        state = InfraState(settings, suite=workloads_suite(files))
+        if states is not None:
+            states.append(state)
+        return state
+
+    spec.make_state = make
+    environ = {**env, "SOPHIA_INFRASTRUCTURE_ALLOW_WRITE": "1" if writes else "0"}
+    return Client(build_server(spec, settings_of(environ)))
+
+
+def text_of(result: Any) -> str:
+    return "\n".join(block.text for block in result.content)
+
+
+async def call_ok(client: Any, tool: str, args: dict[str, Any], **kwargs: Any) -> Any:
+    """Call a tool and assert it succeeded (the failure message is the tool's text)."""
+    result = await client.call_tool(tool, args, **kwargs)
+    assert not result.is_error, text_of(result)
+    return result

@@ -25,38 +25,17 @@ from sophia_infrastructure.names import (
     STACK_UP,
 )
 from sophia_infrastructure.pulumi.engine import check_config_key, check_stack_name
-from sophia_infrastructure.server import SPEC
 from sophia_infrastructure.state import InfraState
 from sophia_shared.errors import InputError
-from sophia_shared.server import ServerSpec, build_server
 from tests import infra_pulumi_support as support
-from tests.infra_pulumi_support import journal, settings_of, workloads_suite
+from tests.infra_pulumi_support import call_ok, journal, stand_in_client, text_of
 
 pulumi_cli, pulumi_env = support.pulumi_cli, support.pulumi_env  # fixtures
 
 
-def _client(env: dict[str, str], files: Path, *, writes: bool = True, states: list[InfraState] | None = None) -> Client:
-    spec = ServerSpec(**{**SPEC.__dict__})
-
-    def make(settings: Any) -> InfraState:
-        state = InfraState(settings, suite=workloads_suite(files))
-        if states is not None:
-            states.append(state)
-        return state
-
-    spec.make_state = make
-    environ = {**env, "SOPHIA_INFRASTRUCTURE_ALLOW_WRITE": "1" if writes else "0"}
-    return Client(build_server(spec, settings_of(environ)))
-
-
-def _text(result: Any) -> str:
-    return "\n".join(block.text for block in result.content)
-
-
-async def _call(client: Client, tool: str, args: dict[str, Any], **kwargs: Any) -> Any:
-    result = await client.call_tool(tool, args, **kwargs)
-    assert not result.is_error, _text(result)
-    return result
+_client = stand_in_client
+_text = text_of
+_call = call_ok
 
 
 async def _error(client: Client, tool: str, args: dict[str, Any]) -> str:

@@ -10,7 +10,6 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 
 from sophia_infrastructure.names import (
     STACK_CANCEL,
@@ -25,11 +24,8 @@ from sophia_infrastructure.names import (
     STACK_SCALE,
     STACK_UP,
 )
-from sophia_infrastructure.server import SPEC
-from sophia_infrastructure.state import InfraState
-from sophia_shared.server import ServerSpec, build_server
 from tests import infra_pulumi_support as support
-from tests.infra_pulumi_support import journal, settings_of, workloads_suite
+from tests.infra_pulumi_support import call_ok, journal, stand_in_client, text_of
 
 pulumi_cli, pulumi_env = support.pulumi_cli, support.pulumi_env  # fixtures
 
@@ -38,25 +34,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 WRITE_TOOLS = {STACK_UP, STACK_REFRESH, STACK_DESTROY, STACK_CONFIG_SET}
 
 
-def _spec(files: Path) -> ServerSpec[InfraState]:
-    spec = ServerSpec(**{**SPEC.__dict__})
-    spec.make_state = lambda settings: InfraState(settings, suite=workloads_suite(files))
-    return spec
-
-
-def _client(env: dict[str, str], files: Path, *, writes: bool = True) -> Client:
-    environ = {**env, "SOPHIA_INFRASTRUCTURE_ALLOW_WRITE": "1" if writes else "0"}
-    return Client(build_server(_spec(files), settings_of(environ)))
-
-
-def _text(result: Any) -> str:
-    return "\n".join(block.text for block in result.content)
-
-
-async def _call(client: Client, tool: str, args: dict[str, Any], **kwargs: Any) -> Any:
-    result = await client.call_tool(tool, args, **kwargs)
-    assert not result.is_error, _text(result)
-    return result
+_client = stand_in_client
+_text = text_of
+_call = call_ok
 
 
 def _stack_config_file(env: dict[str, str]) -> Path:
