@@ -64,3 +64,20 @@ async def test_a_reap_interval_of_zero_starts_no_reaper(tmp_path: Path) -> None:
     state.start_reaper()
     assert state._reaper is None
     await state.close()
+
+
+async def test_what_the_reaper_did_rides_along_in_the_next_gpu_result_once(tmp_path: Path) -> None:
+    from sophia_infrastructure.tools.gpu import list_types
+
+    fake = FakeLambda()
+    late = fake.add_instance("gpu_1x_a10", "us-east-1", name="late")
+    state = quick_state(fake, settings_for(tmp_path), tmp_path)
+    state.leases.record(_lease(late, -1))
+    (said,) = await state.reap_once()
+    first = await list_types(state.lambda_cloud())
+    second = await list_types(state.lambda_cloud())
+    await state.close()
+    assert late in said and "terminated" in said
+    assert any("lease reaper" in note and late in note for note in first.expired_leases)
+    assert "lease reaper" in first.render_text()
+    assert not any("lease reaper" in note for note in second.expired_leases)  # said once, not on every call

@@ -111,6 +111,7 @@ class InfraState:
         for line in lines:
             log.warning("lease reaper: %s", line)
         self.reaped = [*self.reaped, *lines][-50:]
+        self.lambda_cloud().reaper_reports.extend(lines)  # the next GPU tool result says it too
         return lines
 
     def lambda_cloud(self) -> LambdaCloud:

@@ -421,6 +421,8 @@ class LambdaCloud:
         self._settings = settings
         self._key = _LambdaKey(settings)
         self.leases = leases or LeaseBook()
+        # What the server's lease reaper did since a tool last said so: the next GPU result carries it.
+        self.reaper_reports: list[str] = []
         self._request_spacing = request_spacing or Spacing(REQUEST_INTERVAL)
         self._launch_spacing = launch_spacing or Spacing(LAUNCH_INTERVAL)
         self.now = now
@@ -430,6 +432,11 @@ class LambdaCloud:
         self._http = LazyClient(
             settings, BASE_URL_VARIABLE, DEFAULT_BASE_URL, timeout=timeout, retry=retry, transport=limited
         )
+
+    def take_reaper_reports(self) -> list[str]:
+        """The reaper's reports not yet shown to a caller (each is shown once)."""
+        reports, self.reaper_reports = self.reaper_reports, []
+        return reports
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -54,7 +54,8 @@ InstanceIdArg = Annotated[str, Field(description=f"The instance id, as {GPU_INST
 
 class InfraResult(ToolResult):
     expired_leases: list[str] = Field(
-        default_factory=list, description="Instances whose lease has expired and that may still be billing."
+        default_factory=list,
+        description="Instances whose lease has expired and may still be billing, and what the reaper did.",
     )
 
     def reminder(self) -> list[str]:
@@ -215,7 +216,8 @@ class AccountChange(InfraResult):
 
 
 def _notes(client: LambdaCloud) -> list[str]:
-    return expired_notes(client.leases, client.now())
+    reaped = [f"The server's lease reaper: {line}" for line in client.take_reaper_reports()]
+    return [*reaped, *expired_notes(client.leases, client.now())]
 
 
 def _paged(items: Sequence[ItemT], cursor: str, request: Sequence[object]) -> tuple[list[ItemT], bool, str]:
