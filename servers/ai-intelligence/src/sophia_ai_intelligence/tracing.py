@@ -322,22 +322,12 @@ class _ExportFailures(logging.Filter):
         return False
 
 
-class _ChatSpan:
-    def __init__(self, span: Span, request: ChatRequest, *, content: bool) -> None:
-        self.span = span
-        self.request = request
-        self.content = content
-        self.done = False
+class _SpanBase:
+    """A call's span: finished once (ok or error), ended exactly once, and never raising into the call."""
 
-    def finish(self, result: ChatResult, *, cost_usd: float | None, cache_status: str) -> None:
-        if self.done:
-            return
-        self.done = True
-        with _never_raise():
-            _set_attributes(self.span, _chat_result_attributes(self.request, result, cost_usd, cache_status))
-            if self.content:
-                _set_attributes(self.span, _chat_output_attributes(self.request, result))
-            _set_ok(self.span)
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self.done = False
 
     def fail(self, error: BaseException) -> None:
         if self.done:
@@ -351,11 +341,24 @@ class _ChatSpan:
             self.span.end()
 
 
-class _EmbeddingSpan:
-    def __init__(self, span: Span) -> None:
-        self.span = span
-        self.done = False
+class _ChatSpan(_SpanBase):
+    def __init__(self, span: Span, request: ChatRequest, *, content: bool) -> None:
+        super().__init__(span)
+        self.request = request
+        self.content = content
 
+    def finish(self, result: ChatResult, *, cost_usd: float | None, cache_status: str) -> None:
+        if self.done:
+            return
+        self.done = True
+        with _never_raise():
+            _set_attributes(self.span, _chat_result_attributes(self.request, result, cost_usd, cache_status))
+            if self.content:
+                _set_attributes(self.span, _chat_output_attributes(self.request, result))
+            _set_ok(self.span)
+
+
+class _EmbeddingSpan(_SpanBase):
     def finish(self, result: EmbedResult, *, cost_usd: float | None = None, latency_ms: float | None = None) -> None:
         if self.done:
             return
@@ -375,17 +378,6 @@ class _EmbeddingSpan:
                 },
             )
             _set_ok(self.span)
-
-    def fail(self, error: BaseException) -> None:
-        if self.done:
-            return
-        self.done = True
-        with _never_raise():
-            _set_error(self.span, error)
-
-    def end(self) -> None:
-        with _never_raise():
-            self.span.end()
 
 
 class _Recording(Protocol):
