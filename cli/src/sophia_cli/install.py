@@ -16,18 +16,17 @@ import os
 import re
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sophia_shared.errors import InputError
+from sophia_shared.files import PRIVATE, write_atomically
 from sophia_shared.setting_specs import is_secret_name
 
 CLAUDE_FILE = "claude_desktop_config.json"
 _MASK = "********"
-_PRIVATE = 0o600
 # Key names whose values are credentials whatever the words in them (HTTP headers).
 _CREDENTIAL_KEYS = ("authorization", "proxy-authorization", "cookie", "headers")
 _URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
@@ -243,9 +242,9 @@ def _backup(path: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     backup = path.with_name(f"{path.name}.{stamp}.bak")
     try:
-        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _PRIVATE)
+        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), _PRIVATE)
+            os.fchmod(handle.fileno(), PRIVATE)
             handle.write(path.read_bytes())
     except OSError as exc:
         raise InputError(
@@ -259,16 +258,8 @@ def _write_atomically(path: Path, text: str) -> None:
     """Replace `path` by a new file written beside it, with the old file's mode (owner-only when new)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else _PRIVATE
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else PRIVATE
+        write_atomically(path, text, mode=mode)
     except OSError as exc:
         raise InputError(
             f"Cannot write {path}: {exc.strerror}.", hint="Check the directory's permissions, or pass --config-path."

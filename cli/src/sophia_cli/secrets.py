@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sophia_shared.files import write_atomically
 from sophia_shared.redaction import redact
 
 
@@ -116,7 +117,7 @@ def _export_to_file(shown: Path, target: Path, plan: Any) -> int:
     for line in ex.diff_lines(result, plan, layout=ex.layout_changes(before)):
         _say(line)
     try:
-        ex.write_private_file(target, text)
+        write_atomically(target, text)  # owner-only
     except OSError as exc:
         raise InputError(f"Cannot write --out {shown}: {exc.strerror or exc}. {ex.NOTHING_WRITTEN}") from None
     _say(f"Wrote {target} (owner-only permissions; it holds the values in plain text).")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -550,17 +549,3 @@ def out_target(path: Path) -> Path:
             hint=f"Create it first (mkdir -p {target.parent}) or give another path.",
         )
     return target
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by its owner only, atomically (a reader sees old or new)."""
-    directory = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        os.fchmod(handle, 0o600)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

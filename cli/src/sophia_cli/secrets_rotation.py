@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from sophia_shared.esc_document import UNKNOWN, EscDocument, dotted_path
+from sophia_shared.files import write_atomically
 from sophia_shared.paths import data_dir
-
-from .secrets_export import write_private_file
 
 
 def _leaves(value: Any, path: tuple[str | int, ...]) -> dict[str, Any]:
@@ -77,7 +76,7 @@ def _hmac_key() -> bytes:
 def _write_state(state: Mapping[str, Any]) -> None:
     path = _state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_private_file(path, json.dumps(state, indent=1, sort_keys=True))
+    write_atomically(path, json.dumps(state, indent=1, sort_keys=True))  # owner-only
 
 
 def load_last(ref: str) -> dict[str, str] | None:

@@ -11,14 +11,13 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sophia_shared.errors import SophiaError
+from sophia_shared.files import write_atomically
 from sophia_shared.paths import data_dir
 from sophia_shared.settings import Settings
 
@@ -89,10 +88,7 @@ class LeaseBook:
 
     def _write(self, leases: dict[str, Lease]) -> None:
         body = json.dumps({"leases": [asdict(lease) for lease in leases.values()]}, indent=2)
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".leases-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(body)
-        os.replace(temp, self.path)
+        write_atomically(self.path, body)
 
     def all(self) -> list[Lease]:
         with self._locked():
