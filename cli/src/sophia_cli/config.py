@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from sophia_shared.setting_specs import CORE_SETTINGS, SettingSpec, is_secret_name
+from sophia_shared.redaction import holds_url_credentials
+from sophia_shared.setting_specs import CORE_SETTINGS, SettingSpec
 
 from .servers import ServerEntry, all_servers, workspace_root
 
@@ -39,19 +39,6 @@ IMAGE_TAG = "latest"
 CONTAINER_DATA_DIR = "/data"
 DATA_VOLUME = "sophia-data"  # a named volume when the user has not chosen a host directory
 _DATA_SERVERS = ("business_intelligence",)
-
-_URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]*@")
-_URL_QUERY_NAMES = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^?#\s]*\?([^#\s]*)")
-
-
-def holds_url_credentials(value: str) -> bool:
-    """A URL with userinfo (`https://user:pw@host`) or a secret-named query parameter (`?api_key=`)."""
-    if _URL_USERINFO.search(value):
-        return True
-    for query in _URL_QUERY_NAMES.findall(value):
-        if any(is_secret_name(pair.partition("=")[0].replace("-", "_")) for pair in query.split("&")):
-            return True
-    return False
 
 
 def image_name(entry: ServerEntry) -> str:

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from sophia_shared.errors import InputError
+from sophia_shared.redaction import holds_url_credentials
 from sophia_shared.setting_specs import CORE_SETTINGS, is_secret_name
 
-from .config import holds_url_credentials
 from .servers import ServerEntry, find_server, workspace_root
 
 INSPECTOR_PACKAGE = "@modelcontextprotocol/inspector"

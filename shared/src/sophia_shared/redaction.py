@@ -172,6 +172,11 @@ def mask_url(value: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def holds_url_credentials(value: str) -> bool:
+    """Whether `value` is a URL that carries credentials (userinfo or a secret-looking query parameter)."""
+    return mask_url(value) != value
+
+
 def _masked_param(item: str) -> str:
     from urllib.parse import unquote_plus
 
