@@ -149,17 +149,7 @@ class OperationResult(ToolResult):
 _SIGN = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
 
 
-class HistoryItem(BaseModel):
-    version: int | None
-    kind: str
-    result: str
-    started: str
-    ended: str
-    message: str
-    resource_changes: dict[str, int]
-
-
-class HistoryResult(Page[HistoryItem], ToolResult):
+class HistoryResult(Page[HistoryEntry], ToolResult):
     stack: str
 
     def render_text(self) -> str:
@@ -262,10 +252,6 @@ def stack_items(infos: list[StackInfo]) -> list[StackItem]:
         )
         for i in infos
     ]
-
-
-def history_items(entries: list[HistoryEntry]) -> list[HistoryItem]:
-    return [HistoryItem(**vars(e)) for e in entries]
 
 
 def scale_target(chosen: Workload, current: int, *, replicas: int = 0, factor: float = 0) -> int:
@@ -575,9 +561,7 @@ async def stack_history(
     """The stack's past updates, newest first: kind (update, refresh, destroy), result, times and change counts."""
     _, engine, project = await _target(ctx, work_dir)
     entries = await run_blocking(lambda: engine.history(project, stack, limit=limit))
-    page = page_of(
-        history_items(entries), cursor=cursor, request=(STACK_HISTORY, stack, limit, work_dir), page_size=PAGE_SIZE
-    )
+    page = page_of(entries, cursor=cursor, request=(STACK_HISTORY, stack, limit, work_dir), page_size=PAGE_SIZE)
     return HistoryResult(
         items=page.items, truncated=page.truncated, next_cursor=page.next_cursor, stack=project.stack_name(stack)
     )
