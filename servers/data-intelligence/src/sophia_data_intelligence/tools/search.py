@@ -313,6 +313,31 @@ async def web_extract(
     )
 
 
+def _walk(
+    instructions: str,
+    max_depth: int,
+    max_breadth: int,
+    limit: int,
+    select_paths: Sequence[str],
+    exclude_paths: Sequence[str],
+    select_domains: Sequence[str],
+    exclude_domains: Sequence[str],
+    allow_external: bool,
+) -> dict[str, Any]:
+    """How far and where a crawl or map may walk: Tavily's arguments for both, in the request key's order."""
+    return {
+        "instructions": instructions,
+        "max_depth": max_depth,
+        "max_breadth": max_breadth,
+        "limit": limit,
+        "select_paths": list(select_paths),
+        "exclude_paths": list(exclude_paths),
+        "select_domains": list(select_domains),
+        "exclude_domains": list(exclude_domains),
+        "allow_external": allow_external,
+    }
+
+
 async def web_crawl(
     client: TavilyClient,
     *,
@@ -331,29 +356,17 @@ async def web_crawl(
     max_chars: int = 5000,
     cursor: str = "",
 ) -> WebCrawlResult:
-    request = (
-        WEB_CRAWL, url, instructions, max_depth, max_breadth, limit, list(select_paths), list(exclude_paths),
-        list(select_domains), list(exclude_domains), allow_external, depth, format, max_chars,
+    walk = _walk(
+        instructions, max_depth, max_breadth, limit, select_paths, exclude_paths, select_domains, exclude_domains,
+        allow_external,
     )  # fmt: skip
+    request = (WEB_CRAWL, url, *walk.values(), depth, format, max_chars)
     answer, held = await held_or_run(
         client,
         request,
         CRAWL_PAGE,
         cursor,
-        lambda: client.crawl(
-            url,
-            instructions=instructions,
-            max_depth=max_depth,
-            max_breadth=max_breadth,
-            limit=limit,
-            select_paths=select_paths,
-            select_domains=select_domains,
-            exclude_paths=exclude_paths,
-            exclude_domains=exclude_domains,
-            allow_external=allow_external,
-            extract_depth=depth,
-            format=format,
-        ),
+        lambda: client.crawl(url, **walk, extract_depth=depth, format=format),
     )
     pages = [PageText(url=p.url, content=clip(p.raw_content, max_chars)) for p in answer.results]
     page = page_of(pages, cursor=cursor, request=request, page_size=CRAWL_PAGE)
@@ -382,28 +395,12 @@ async def web_map(
     allow_external: bool = False,
     cursor: str = "",
 ) -> WebMapResult:
-    request = (
-        WEB_MAP, url, instructions, max_depth, max_breadth, limit, list(select_paths), list(exclude_paths),
-        list(select_domains), list(exclude_domains), allow_external,
+    walk = _walk(
+        instructions, max_depth, max_breadth, limit, select_paths, exclude_paths, select_domains, exclude_domains,
+        allow_external,
     )  # fmt: skip
-    answer, held = await held_or_run(
-        client,
-        request,
-        MAP_PAGE,
-        cursor,
-        lambda: client.map(
-            url,
-            instructions=instructions,
-            max_depth=max_depth,
-            max_breadth=max_breadth,
-            limit=limit,
-            select_paths=select_paths,
-            select_domains=select_domains,
-            exclude_paths=exclude_paths,
-            exclude_domains=exclude_domains,
-            allow_external=allow_external,
-        ),
-    )
+    request = (WEB_MAP, url, *walk.values())
+    answer, held = await held_or_run(client, request, MAP_PAGE, cursor, lambda: client.map(url, **walk))
     page = page_of(answer.urls, cursor=cursor, request=request, page_size=MAP_PAGE)
     return WebMapResult(
         items=page.items,
